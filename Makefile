@@ -1,0 +1,35 @@
+# All set-up happens here: `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
+STAMP  := $(VENV)/.installed
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+
+.PHONY: venv demo test test-slow bench experiments clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[torch,ml,dev,distributed]'
+	touch $(STAMP)
+
+demo: venv
+	$(PY) -m sde_engine.demo --out plots/demo
+
+test: venv
+	$(PY) -m pytest
+
+test-slow: venv
+	$(PY) -m pytest -m slow
+
+bench: venv
+	$(PY) -m benchmarks
+
+experiments: venv
+	$(PY) -m experiments
+
+clean:
+	rm -rf $(VENV) .numba_cache .pytest_cache build *.egg-info
