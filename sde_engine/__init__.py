@@ -1,1 +1,12 @@
-"""placeholder"""
+"""sde-engine: simulate SDEs with Numba and study optimizers through their SDE limits."""
+from .examples import gbm, gbm_exact, gbm_moments, ornstein_uhlenbeck, ou_moments
+from .sde import SDE
+from .simulate import simulate
+from .solution import DivergenceError, DivergenceReport, Solution
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SDE", "simulate", "Solution", "DivergenceError", "DivergenceReport",
+    "gbm", "gbm_exact", "gbm_moments", "ornstein_uhlenbeck", "ou_moments", "__version__",
+]
