@@ -1,0 +1,241 @@
+"""The Problem protocol: a loss, its gradient and a gradient-noise law (SPEC §1).
+
+A :class:`Problem` bundles Numba dispatchers that discrete optimizers, SDE
+models, SVAG and the studies call inside compiled loops. The oracle is
+
+    g = ∇f(θ) + σ z,    E z = 0,    Cov z = Σ(θ),
+
+with σ the noise scale (σ = 1/√B for a minibatch of size B drawn with
+replacement when Σ is the per-example gradient covariance).
+
+Kernel signatures (all arrays C-contiguous float64, ``params`` of shape (n,))::
+
+    loss(x, params) -> float                     # f(x)
+    grad(x, params, out)                         # out (d,): ∇f(x)
+    stochastic_grad(x, params, state, out)       # out (d,): one oracle call g = ∇f + σ z,
+                                                 #   drawing only from the solvers.rng
+                                                 #   stream ``state`` (uint64, shape (4,))
+    noise_sqrt(x, params, out)                   # out (d, d): S(x) with S Sᵀ = Σ(x)
+                                                 #   (NOT scaled by σ)
+    noise_diag(x, params, out)                   # out (d,): diag Σ(x)
+
+Parameter convention (every problem): ``params[0]`` is the noise scale σ; the
+rest of the layout is private to the problem. Because of this convention
+:meth:`Problem.with_noise_scale` works for every problem and a kernel reads σ
+as ``params[0]``.
+
+Noise families (SPEC §1), all with Cov z = S Sᵀ = Σ:
+
+* ``"gaussian"``   z = S ξ, ξ_i ~ N(0, 1);
+* ``"rademacher"`` z = S ε, ε_i = ±1 with probability ½ (symmetric, kurtosis 1);
+* ``"skewed"``     z = S (e − 1), e_i ~ Exp(1) (centred exponential, E ξ³ = 2);
+* ``"minibatch"``  g is the mean of B per-example gradients drawn with
+  replacement (see :mod:`sde_engine.problems.regression`).
+
+Your own problem
+----------------
+Write module-level functions (Numba-compilable, no closures) on *your own*
+parameter array ``p`` (float64, shape (k,)), then call
+:func:`custom_problem`::
+
+    import numpy as np
+    from sde_engine.problems import custom_problem
+
+    def loss(x, p):                  # f(θ) = Σ p0 (θ_i² − 1)² / 4
+        return 0.25 * p[0] * np.sum((x * x - 1.0) ** 2)
+
+    def grad(x, p, out):
+        out[:] = p[0] * x * (x * x - 1.0)
+
+    def noise_sqrt(x, p, out):       # Σ(θ)^{1/2} = diag(1 + θ²)^{1/2}
+        out[:, :] = 0.0
+        for i in range(x.shape[0]):
+            out[i, i] = np.sqrt(1.0 + x[i] * x[i])
+
+    problem = custom_problem("double_well", dim=3, params=np.array([2.0]),
+                             loss=loss, grad=grad, noise_sqrt=noise_sqrt,
+                             noise="gaussian", noise_scale=0.5)
+
+The engine compiles the functions with ``numba.njit``, wraps them so that they
+receive your ``p`` (it keeps σ in front: ``problem.params = [σ, *p]``), builds
+``stochastic_grad`` for the chosen family from ``grad`` and ``noise_sqrt``
+(g = ∇f + σ S ξ), and ``noise_diag`` from ``noise_sqrt`` unless you pass one.
+You may instead pass your own ``stochastic_grad(x, p, state, out)`` that draws
+from ``state`` with :mod:`solvers.rng` (e.g. real minibatch sampling); it then
+has to read σ itself, so it receives the full array ``[σ, *p]``.
+"""
+import math
+
+import numba
+import numpy as np
+from numba import njit
+
+from solvers.rng import next_normal, next_open_unit, next_uint64, seed_stream
+
+from .. import validation as check
+
+NOISE_FAMILIES = ("gaussian", "rademacher", "skewed")
+FAMILY_CODE = {name: code for code, name in enumerate(NOISE_FAMILIES)}
+
+
+class Problem:
+    """A loss with a noisy gradient oracle; see the module docstring.
+
+    Attributes
+    ----------
+    name : str
+    dim : int
+        d, the dimension of θ.
+    params : ndarray, shape (n,)
+        Everything the kernels need; ``params[0]`` is σ.
+    noise_scale : float
+        σ.
+    noise : str
+        ``"gaussian"``, ``"rademacher"``, ``"skewed"`` or ``"minibatch"``.
+    loss, grad, stochastic_grad, noise_sqrt, noise_diag : numba dispatchers
+        The kernels of the protocol.
+    constant_noise : bool
+        True when Σ does not depend on θ (enables exact moment references).
+
+    Notes
+    -----
+    Subclasses (or :func:`custom_problem`) supply the kernels; the Python
+    helpers below call them on single points and are meant for tests and
+    set-up, not for inner loops.
+    """
+
+    def __init__(self, *, name, dim, params, noise, loss, grad, stochastic_grad,
+                 noise_sqrt, noise_diag, constant_noise=False):
+        self.name = name
+        self.dim = check.positive_int(dim, "dim")
+        self.params = np.ascontiguousarray(params, dtype=np.float64)
+        if self.params.ndim != 1 or self.params.size < 1:
+            raise ValueError(f"`params` must be a 1-D float array with σ first, got shape "
+                             f"{self.params.shape}")
+        check.positive_float(self.params[0], "noise_scale")
+        self.noise = noise
+        self.loss = loss
+        self.grad = grad
+        self.stochastic_grad = stochastic_grad
+        self.noise_sqrt = noise_sqrt
+        self.noise_diag = noise_diag
+        self.constant_noise = bool(constant_noise)
+
+    @property
+    def noise_scale(self):
+        """σ, stored as ``params[0]``."""
+        return float(self.params[0])
+
+    @property
+    def kernels(self):
+        """``(loss, grad, stochastic_grad, noise_sqrt, noise_diag)``: a key for compile caches."""
+        return (self.loss, self.grad, self.stochastic_grad, self.noise_sqrt, self.noise_diag)
+
+    def with_noise_scale(self, sigma):
+        """The same problem at noise scale ``sigma`` (compiled kernels are shared)."""
+        sigma = check.positive_float(sigma, "sigma")
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.params = self.params.copy()
+        clone.params[0] = sigma
+        return clone
+
+    # ---- Python helpers on single points --------------------------------------------
+    def _point(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.shape != (self.dim,):
+            raise ValueError(f"`x` must have shape ({self.dim},), got {x.shape}")
+        return x
+
+    def loss_at(self, x):
+        """f(x) as a float."""
+        return float(self.loss(self._point(x), self.params))
+
+    def grad_at(self, x):
+        """∇f(x), shape (d,)."""
+        out = np.empty(self.dim)
+        self.grad(self._point(x), self.params, out)
+        return out
+
+    def noise_sqrt_at(self, x):
+        """S(x) with S Sᵀ = Σ(x), shape (d, d)."""
+        out = np.empty((self.dim, self.dim))
+        self.noise_sqrt(self._point(x), self.params, out)
+        return out
+
+    def noise_cov(self, x):
+        """Σ(x) = S Sᵀ, shape (d, d) (per-example covariance, not scaled by σ²)."""
+        s = self.noise_sqrt_at(x)
+        return s @ s.T
+
+    def sample_gradients(self, x, n, seed=0):
+        """``n`` independent oracle calls at ``x``, shape (n, d); call i uses stream (seed, i)."""
+        n = check.positive_int(n, "n")
+        seed = check.nonnegative_int(seed, "seed")
+        return _oracle_loop(self.stochastic_grad, self._point(x), self.params, n, seed)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, "
+                f"noise={self.noise!r}, noise_scale={self.noise_scale:g})")
+
+
+@njit
+def _oracle_loop(stochastic_grad, x, params, n, seed):
+    out = np.empty((n, x.shape[0]))
+    state = np.empty(4, dtype=np.uint64)
+    g = np.empty(x.shape[0])
+    for i in range(n):
+        seed_stream(seed, i, state)
+        stochastic_grad(x, params, state, g)
+        out[i, :] = g
+    return out
+
+
+# ---- noise draws shared by the synthetic families -----------------------------------
+@njit(inline="always")
+def draw_standardized(family, state):
+    """One draw of ξ with E ξ = 0, Var ξ = 1 from the family code (see NOISE_FAMILIES)."""
+    if family == 0:
+        return next_normal(state)
+    if family == 1:
+        return 1.0 if (next_uint64(state) >> np.uint64(63)) == np.uint64(1) else -1.0
+    return -math.log(next_open_unit(state)) - 1.0
+
+
+def symmetric_sqrt(matrix, name):
+    """Symmetric PSD square root V diag(√λ) Vᵀ of a symmetric PSD matrix.
+
+    Eigenvalues in [−tol, 0) with tol = 1e-10·max|λ| are rounding and set to 0;
+    anything more negative is refused with a ``ValueError`` naming ``name``.
+    Unlike Cholesky this also works for singular Σ.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    check_symmetric_psd(matrix, name)
+    lam, vec = np.linalg.eigh(matrix)
+    lam = np.clip(lam, 0.0, None)
+    return np.ascontiguousarray((vec * np.sqrt(lam)) @ vec.T)
+
+
+def check_symmetric_psd(matrix, name):
+    """Refuse a matrix that is not square, finite, symmetric and PSD."""
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"`{name}` must be a square matrix, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f"`{name}` must be finite, got {matrix}")
+    scale = max(np.max(np.abs(matrix)), 1e-300)
+    if np.max(np.abs(matrix - matrix.T)) > 1e-10 * scale:
+        raise ValueError(f"`{name}` must be symmetric, got {matrix}")
+    lam = np.linalg.eigvalsh(matrix)
+    if lam[0] < -1e-10 * max(np.max(np.abs(lam)), 1e-300):
+        raise ValueError(
+            f"`{name}` must be positive semi-definite, got smallest eigenvalue {lam[0]:.3g}")
+
+
+def noise_family(noise):
+    """Validate a synthetic noise family name; returns its code."""
+    check.choice(noise, "noise", NOISE_FAMILIES)
+    return FAMILY_CODE[noise]
+
+
+def is_dispatcher(fn):
+    return isinstance(fn, numba.core.registry.CPUDispatcher)
