@@ -1,0 +1,160 @@
+"""Figures of study results. Takes arrays or result records (the dicts the
+studies write as JSON); never simulates. Uses the non-interactive Agg backend.
+"""
+import os
+import tempfile
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend first)
+import numpy as np  # noqa: E402
+
+_SCHEME_LABEL = {"euler_maruyama": "Euler–Maruyama", "milstein": "Milstein"}
+
+
+def save_figure(fig, path, dpi=120):
+    """Save ``fig`` to ``path`` atomically (temp file + os.replace) and close it."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    suffix = os.path.splitext(path)[1] or ".png"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        plt.close(fig)
+    return path
+
+
+def _reference_slope(ax, h, anchor_h, anchor_err, slope, style):
+    """Dashed line of the given slope through (anchor_h, anchor_err)."""
+    h = np.asarray(h, dtype=float)
+    ax.plot(h, anchor_err * (h / anchor_h) ** slope, style, color="0.5", lw=1,
+            label=f"slope {slope:g}")
+
+
+def _error_panel(ax, h, err, se, fit, label, color, marker="o"):
+    """Plot |error| with ±2·stderr bars; hollow markers for noise-floor points."""
+    h, err, se = (np.asarray(a, dtype=float) for a in (h, err, se))
+    below = np.asarray(fit.get("below_noise", np.zeros(h.shape, bool)), dtype=bool) \
+        if fit else np.zeros(h.shape, bool)
+    y = np.abs(err)
+    lower = np.minimum(2 * se, y * 0.999)   # log axis: keep bars above zero
+    ax.errorbar(h[~below], y[~below], yerr=[lower[~below], 2 * se[~below]], fmt=marker,
+                color=color, capsize=3, label=label)
+    if below.any():
+        ax.errorbar(h[below], y[below], yerr=[lower[below], 2 * se[below]], fmt=marker,
+                    mfc="none", color=color, capsize=3, label=f"{label}: below noise floor")
+    if fit and fit.get("order") is not None and fit.get("constant") is not None:
+        hh = np.array([h.min(), h.max()])
+        ci = fit.get("ci") or [None, None]
+        ci_text = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else ""
+        ax.plot(hh, fit["constant"] * hh ** fit["order"], "-", color=color, lw=1, alpha=0.7,
+                label=f"fit {fit['order']:.2f}{ci_text}")
+
+
+def plot_convergence(record):
+    """Strong and weak errors of each scheme vs dt (a ``solver_convergence`` record).
+
+    Parameters
+    ----------
+    record : dict
+        ``ConvergenceResult.as_dict()`` or the JSON it was saved as.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    dts = np.asarray(record["dts"], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, kind, title, slopes in ((axes[0], "strong", "strong error E|X^h_T − X_T|", (0.5, 1.0)),
+                                    (axes[1], "weak_x", "weak error |E X^h_T − E X_T|", (1.0,))):
+        top = 0.0
+        for i, m in enumerate(record["methods"]):
+            err = np.asarray(record["error"][m][kind], dtype=float)
+            _error_panel(ax, dts, err, record["stderr"][m][kind], record["fits"][m][kind],
+                         _SCHEME_LABEL.get(m, m), colors[i % len(colors)])
+            top = max(top, np.abs(err[0]))
+        for s, style in zip(slopes, ("--", ":")):
+            _reference_slope(ax, dts, dts[0], top * 1.5, s, style)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step size h")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    cfg = record.get("config", {})
+    fig.suptitle(f"{cfg.get('model', '').upper()}: Euler–Maruyama and Milstein, "
+                 f"{cfg.get('n_paths', '?')} paths, error bars ±2 s.e.", fontsize=10)
+    return fig
+
+
+def plot_weak_order(record):
+    """Weak error vs η, one panel per test function (a weak-order study record).
+
+    Parameters
+    ----------
+    record : dict
+        With ``lrs`` (n,), ``tests`` (list of names), and per test name
+        ``points[test]`` = {"error": (n,), "stderr": (n,)} and
+        ``fits[test]["vs_lr"]`` an ``OrderFit.as_dict()``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    lrs = np.asarray(record["lrs"], dtype=float)
+    tests = list(record["tests"])
+    fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4), squeeze=False)
+    for ax, test in zip(axes[0], tests):
+        pts = record["points"][test]
+        err = np.asarray(pts["error"], dtype=float)
+        se = np.asarray(pts["stderr"], dtype=float)
+        _error_panel(ax, lrs, err, se, record["fits"][test]["vs_lr"], "weak error", "C0")
+        finite = np.isfinite(err)
+        anchor = np.abs(err[finite]).max() if finite.any() else 1.0
+        _reference_slope(ax, lrs, lrs.max(), anchor, 1.0, ":")
+        _reference_slope(ax, lrs, lrs.max(), anchor, 2.0, "--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("learning rate η")
+        ax.set_title(f"E {test}: |discrete − SDE|")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(record.get("title", ""), fontsize=10)
+    return fig
+
+
+def plot_trajectories(curves, sde_curve, ylabel="E φ", title=""):
+    """Mean ± band of a test function against SDE time: discrete runs and the SDE.
+
+    Parameters
+    ----------
+    curves : list of dict
+        One per learning rate: ``label``, ``t`` (n_t,), ``mean`` (n_t,), ``band`` (n_t,)
+        (half-width, e.g. one standard deviation over paths).
+    sde_curve : dict
+        The same keys for the SDE; drawn last, on top.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, c in enumerate(curves):
+        t, mean, band = (np.asarray(c[k], dtype=float) for k in ("t", "mean", "band"))
+        ax.plot(t, mean, color=f"C{i}", lw=1.2, label=c["label"])
+        ax.fill_between(t, mean - band, mean + band, color=f"C{i}", alpha=0.12)
+    t, mean, band = (np.asarray(sde_curve[k], dtype=float) for k in ("t", "mean", "band"))
+    ax.plot(t, mean, "k-", lw=2, label=sde_curve.get("label", "SDE"), zorder=10)
+    ax.plot(t, mean - band, "k--", lw=1, zorder=10)
+    ax.plot(t, mean + band, "k--", lw=1, zorder=10)
+    ax.set_xlabel("SDE time t")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
