@@ -77,3 +77,70 @@ def test_rejects_bad_ell():
         svag_transform("lamb", 2, lr=0.1)
     with pytest.raises(TypeError):
         svag_transform("rmsprop", 2, lr=0.1, betas=(0.9, 0.9))
+
+
+# ---- the SVAG oracle ------------------------------------------------------------------
+from sde_engine.optimizers.svag import svag_problem  # noqa: E402
+from sde_engine.problems import quadratic  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def skewed_quadratic():
+    return quadratic([1.0, 2.0], theta_star=[0.5, -1.0], Sigma=[[1.0, 0.3], [0.3, 0.5]],
+                     noise="skewed", noise_scale=0.7)
+
+
+def test_oracle_ell_one_is_the_plain_oracle(skewed_quadratic):
+    p = skewed_quadratic
+    s = svag_adaptive(1, lr=0.1, beta=0.9)
+    w = svag_problem(p, s.r1, s.r2)
+    x = np.array([0.3, -0.2])
+    np.testing.assert_array_equal(w.sample_gradients(x, 500, seed=3),
+                                  p.sample_gradients(x, 500, seed=3))
+    assert w.noise_scale == p.noise_scale
+    assert w.loss_at(x) == p.loss_at(x)
+    np.testing.assert_array_equal(w.noise_sqrt_at(x), p.noise_sqrt_at(x))
+
+
+def test_oracle_moments(skewed_quadratic):
+    """Mean ∇f, covariance A σ² Σ and third cumulant (r1³ + r2³) σ³ κ3 per coordinate.
+
+    With ξ_j ~ Exp(1) − 1 i.i.d. (κ3 = 2) the third cumulant of coordinate i of
+    σ S ξ is σ³ Σ_j S_ij³ κ3; mixing multiplies it by r1³ + r2³ = 1 + 3(A − 1)/2
+    (skewness × (1 + 3(A−1)/2)/A^{3/2} ≈ 1.5/ℓ: SVAG damps skewness).
+    Tolerances: 4 standard errors of each sample statistic.
+    """
+    p = skewed_quadratic
+    s = svag_adaptive(2, lr=0.1, beta=0.9)
+    w = svag_problem(p, s.r1, s.r2)
+    a = s.variance_factor
+    assert w.noise_scale == pytest.approx(0.7 * 2.0)
+    x = np.array([0.3, -0.2])
+    n = 200_000
+    g = w.sample_gradients(x, n, seed=11)
+    mean = g.mean(axis=0)
+    dev = g - mean
+    se_mean = g.std(axis=0, ddof=1) / math.sqrt(n)
+    assert np.all(np.abs(mean - p.grad_at(x)) < 4 * se_mean)
+    cov_expected = a * 0.7**2 * p.Sigma
+    prods = dev[:, :, None] * dev[:, None, :]
+    cov = prods.mean(axis=0)
+    se_cov = prods.std(axis=0, ddof=1) / math.sqrt(n)
+    assert np.all(np.abs(cov - cov_expected) < 4 * se_cov)
+    third = (dev**3).mean(axis=0)
+    se_third = (dev**3).std(axis=0, ddof=1) / math.sqrt(n)
+    S = p.sqrt_Sigma
+    expected = (s.r1**3 + s.r2**3) * 0.7**3 * 2.0 * (S**3).sum(axis=1)
+    assert s.r1**3 + s.r2**3 == pytest.approx(1 + 1.5 * (a - 1))
+    assert np.all(np.abs(third - expected) < 4 * se_third)
+
+
+def test_oracle_noise_scale_round_trip(skewed_quadratic):
+    s = svag_sgd(4, lr=0.1)
+    w = svag_problem(skewed_quadratic, s.r1, s.r2)
+    assert w.noise_scale == pytest.approx(0.7 * 2.0)
+    w2 = w.with_noise_scale(1.0)
+    assert w2.inner.noise_scale == pytest.approx(0.5)
+    assert w.inner.noise_scale == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="r1"):
+        svag_problem(skewed_quadratic, 0.6, 0.6)

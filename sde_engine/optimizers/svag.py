@@ -1,0 +1,140 @@
+"""SVAG as a simulation scheme: the discrete algorithm on a variance-amplified oracle (SPEC §6).
+
+SVAG needs only gradient samples. It wraps a :class:`~sde_engine.problems.Problem`
+into another problem whose oracle is
+
+    g = r1·g1 + r2·g2,    g1, g2 two independent calls of the original oracle,
+
+drawn one after the other from the same per-run stream (so run i of a SVAG
+run is reproducible exactly as run i of the plain algorithm). Any optimizer
+runner then runs SVAG unchanged: it sees a problem whose noise covariance is
+A·σ²Σ with A = r1² + r2² (ℓ for the SGD form, ℓ² for the adaptive form).
+When r2 = 0 (ℓ = 1) the second call is skipped, so ℓ = 1 draws the same
+random numbers and gives the same numbers as the plain algorithm.
+
+Parameter layout of the wrapped problem (``params[0]`` = σ as for every
+problem)::
+
+    [σ·√A, r1, r2, *inner.params]       # inner.params[0] = σ
+
+The SDE side sees the same per-example Σ(θ) (``noise_sqrt``, ``noise_diag``
+delegate to the inner problem) at the amplified noise scale σ√A.
+"""
+import functools
+import math
+
+import numpy as np
+from numba import njit
+
+from .. import validation as check
+from ..problems.base import Problem
+
+_HEAD = 3
+
+
+@functools.lru_cache(maxsize=None)
+def _svag_kernels(loss, grad, stochastic_grad, noise_sqrt, noise_diag):
+    """The wrapped dispatchers for one set of inner kernels (compiled once per set)."""
+
+    @njit
+    def svag_loss(x, params):
+        return loss(x, params[_HEAD:])
+
+    @njit(inline="always")
+    def svag_grad(x, params, out):
+        grad(x, params[_HEAD:], out)
+
+    @njit(inline="always")
+    def svag_stochastic_grad(x, params, state, out):
+        inner = params[_HEAD:]
+        stochastic_grad(x, inner, state, out)
+        r2 = params[2]
+        if r2 != 0.0:
+            r1 = params[1]
+            g2 = np.empty(x.shape[0])
+            stochastic_grad(x, inner, state, g2)
+            for i in range(x.shape[0]):
+                out[i] = r1 * out[i] + r2 * g2[i]
+
+    @njit(inline="always")
+    def svag_noise_sqrt(x, params, out):
+        noise_sqrt(x, params[_HEAD:], out)
+
+    @njit(inline="always")
+    def svag_noise_diag(x, params, out):
+        noise_diag(x, params[_HEAD:], out)
+
+    return svag_loss, svag_grad, svag_stochastic_grad, svag_noise_sqrt, svag_noise_diag
+
+
+class SVAGProblem(Problem):
+    """A problem whose oracle is the SVAG mix r1·g1 + r2·g2 of ``inner``'s oracle.
+
+    Attributes
+    ----------
+    inner : Problem
+        The original problem (its σ is ``inner.noise_scale``).
+    r1, r2 : float
+        Mixing weights (r1 + r2 = 1).
+    variance_factor : float
+        A = r1² + r2²; ``noise_scale`` is σ·√A.
+    """
+
+    @property
+    def inner(self):
+        return self._inner.with_noise_scale(float(self.params[_HEAD]))
+
+    @property
+    def r1(self):
+        return float(self.params[1])
+
+    @property
+    def r2(self):
+        return float(self.params[2])
+
+    @property
+    def variance_factor(self):
+        return self.r1**2 + self.r2**2
+
+    def with_noise_scale(self, sigma):
+        """Same mix at amplified noise scale ``sigma`` (the inner σ becomes sigma/√A)."""
+        clone = super().with_noise_scale(sigma)
+        clone.params[_HEAD] = clone.params[0] / math.sqrt(self.variance_factor)
+        return clone
+
+    def hessian(self, x=None):
+        return self._inner.hessian(x)
+
+
+def svag_problem(problem, r1, r2):
+    """Wrap ``problem`` so that its oracle returns r1·g1 + r2·g2 (SPEC §6).
+
+    Parameters
+    ----------
+    problem : Problem
+        Any problem of the protocol (synthetic noise or real minibatches).
+    r1, r2 : float
+        Weights with r1 + r2 = 1, e.g. from :func:`sde_engine.models.svag.svag_transform`.
+
+    Returns
+    -------
+    SVAGProblem
+        ``noise_scale`` = σ·√(r1² + r2²); same loss, gradient and Σ(θ).
+    """
+    if not isinstance(problem, Problem):
+        raise ValueError(f"`problem` must be a Problem, got {type(problem).__name__}")
+    r1 = float(r1)
+    r2 = float(r2)
+    if not (math.isfinite(r1) and math.isfinite(r2)) or abs(r1 + r2 - 1.0) > 1e-12:
+        raise ValueError(f"`r1` + `r2` must be 1 (the mean gradient is kept), got r1={r1!r}, "
+                         f"r2={r2!r}")
+    loss, grad, sgrad, sqrt_, diag = _svag_kernels(*problem.kernels)
+    amplification = r1 * r1 + r2 * r2
+    params = np.concatenate([[problem.noise_scale * math.sqrt(amplification), r1, r2],
+                             problem.params])
+    wrapped = SVAGProblem(
+        name=f"svag({problem.name}, r1={r1:.6g})", dim=problem.dim, params=params,
+        noise=f"svag({problem.noise})", loss=loss, grad=grad, stochastic_grad=sgrad,
+        noise_sqrt=sqrt_, noise_diag=diag, constant_noise=problem.constant_noise)
+    wrapped._inner = problem
+    return wrapped
