@@ -3,7 +3,7 @@
 torch and torchsde are optional: nothing here imports them at module load, so the
 Numba engine imports and runs without them. :func:`require_torch` imports them
 on demand and, when they are missing, raises an ``ImportError`` that says how to
-install them. The integrator itself lives in :mod:`.integrate` (imported by
+install them. The integrator itself lives in :mod:`.runner` (imported by
 :func:`integrate` on first use).
 
 Methods (keys accepted by :func:`integrate`, all Itô, fixed step):
@@ -49,7 +49,7 @@ def require_torch():
 
 
 def integrate(*args, **kwargs):
-    """Run an SDE through ``torchsde.sdeint``; see :func:`.integrate.integrate`."""
+    """Run an SDE through ``torchsde.sdeint``; see :func:`.runner.integrate`."""
     require_torch()
-    from .integrate import integrate as _integrate
+    from .runner import integrate as _integrate
     return _integrate(*args, **kwargs)

@@ -1,6 +1,6 @@
 """Brownian increments on the integer step grid, drawn in order from one torch generator.
 
-:func:`.integrate.integrate` runs torchsde in *step time* s = (t − t0)/dt, so
+:func:`.runner.integrate` runs torchsde in *step time* s = (t − t0)/dt, so
 the step grid is 0, 1, 2, ... (exact in floating point) and every increment
 is a standard normal. torchsde's own ``BrownianInterval`` would give the same
 law but builds a binary tree of Brownian-bridge samples in Python, one full
