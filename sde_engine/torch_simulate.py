@@ -105,7 +105,7 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
                              f"use backend='numba' for it")
     ts_method = torchsde_method(method)
     torchsde_backend.require_torch()
-    from solvers.torchsde_backend.runner import resolve_device, resolve_dtype
+    from solvers.torchsde_backend.batched import resolve_device, resolve_dtype
     device, dtype = resolve_device(device or "cpu"), resolve_dtype(dtype)
     form = torch_form(sde, device, dtype)
     dt = check.positive_float(dt, "dt")

@@ -16,74 +16,21 @@ How the run is laid out
   produce the same iterates as on the original grid (up to rounding).
 * **Brownian path.** :class:`.brownian.GridBrownian`, one (batch, m) block per
   step from a ``torch.Generator`` on the device.
-* **Chunks and seeds.** Paths are processed in chunks of ``chunk_paths``; chunk
-  c draws from a generator seeded from ``(seed, c)``. Results are reproducible
-  for the same seed, device, dtype, ``n_paths`` and ``chunk_paths``. They are
-  not the Numba engine's paths (different generator): compare statistics.
-* **Save times.** ``sdeint`` is called once per interval between consecutive
-  save steps (and up to the last step), so only the current state is kept on
-  the device. Divergence (a non-finite state) is detected at these checkpoints:
-  the step reported is the first checkpoint at which the path was non-finite,
-  an upper bound on the step where it happened.
+* **Chunks, seeds, save times** (:mod:`.batched`): paths run in chunks, chunk c
+  draws from a generator seeded from ``(seed, c)``; ``sdeint`` is called once
+  per interval between consecutive save steps (and up to the last step), so
+  only the current state is kept on the device. Divergence is detected at
+  these checkpoints: the step reported is the first checkpoint at which the
+  path was non-finite, an upper bound on the step where it happened. The
+  paths are not the Numba engine's (different generator): compare statistics.
 """
-from dataclasses import dataclass
-from typing import Optional
-
 import numpy as np
 import torch
 import torchsde
 
 from . import TORCHSDE_NOISE_TYPES
+from .batched import resolve_device, resolve_dtype, resolve_observables, run_batched
 from .brownian import GridBrownian
-
-DEFAULT_CHUNK_PATHS = 2**20
-
-OBSERVABLE_NAMES = ("state", "square", "moments")
-
-
-def _obs_state(t, x):
-    return x
-
-
-def _obs_square(t, x):
-    return x * x
-
-
-def _obs_moments(t, x):
-    return torch.cat((x, x * x), dim=1)
-
-
-BUILTIN_OBSERVABLES = dict(zip(OBSERVABLE_NAMES, (_obs_state, _obs_square, _obs_moments)))
-BUILTIN_OBSERVABLES_DOC = {
-    "state": "x, n_observables = dim",
-    "square": "x**2 coordinate-wise, n_observables = dim",
-    "moments": "(x, x**2), n_observables = 2 dim",
-}
-
-
-@dataclass
-class TorchRun:
-    """Arrays produced by :func:`integrate` (NumPy, float64, on the host).
-
-    Attributes
-    ----------
-    x : ndarray, shape (n_save, n_paths, d), or None
-        States at the save steps (non-finite paths hold NaN from their first
-        non-finite checkpoint on).
-    mean, m2 : ndarray, shape (n_save, n_obs), or None
-        Mean and sum of squared deviations of the observables over the paths
-        that stayed finite.
-    count : int
-        Number of paths that stayed finite.
-    diverged_step : ndarray of int64, shape (n_paths,)
-        First checkpoint step at which the path was non-finite, or -1.
-    """
-
-    x: Optional[np.ndarray]
-    mean: Optional[np.ndarray]
-    m2: Optional[np.ndarray]
-    count: int
-    diverged_step: np.ndarray
 
 
 class _StepTimeSDE:
@@ -106,39 +53,6 @@ class _StepTimeSDE:
 
     def _g_prod(self, s, y, v):
         return self._sde.g_prod(self._t0 + s * self._dt, y, v) * self._sqrt_dt
-
-
-def resolve_device(device):
-    """A ``torch.device`` for ``device``; unavailable CUDA is a ``ValueError``."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"`device` must name a torch device such as 'cpu' or 'cuda', "
-                         f"got {device!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"`device` {device!r} asks for CUDA, but torch.cuda.is_available() is "
-                         f"False (torch {torch.__version__}); use device='cpu'")
-    return dev
-
-
-def resolve_dtype(dtype):
-    """``torch.float64`` (default) or ``torch.float32``, also given as a string."""
-    table = {None: torch.float64, "float64": torch.float64, "float32": torch.float32,
-             torch.float64: torch.float64, torch.float32: torch.float32}
-    try:
-        return table[dtype]
-    except (KeyError, TypeError):
-        raise ValueError(f"`dtype` must be 'float64' or 'float32', got {dtype!r}") from None
-
-
-def resolve_observables(observables):
-    """A callable ``phi(t, x) -> (batch, n_obs)`` from a callable or a built-in name."""
-    if observables is None or callable(observables):
-        return observables
-    if isinstance(observables, str) and observables in BUILTIN_OBSERVABLES:
-        return BUILTIN_OBSERVABLES[observables]
-    raise ValueError(f"`observables` must be a torch function phi(t, x) -> (n_paths, "
-                     f"n_observables) or one of {OBSERVABLE_NAMES}, got {observables!r}")
 
 
 def check_sde(sde, method):
@@ -215,12 +129,6 @@ def _probe(sde, t0, y, n_obs_fn):
     return noise_dim, n_obs
 
 
-def chunk_seed(seed, chunk):
-    """A 63-bit generator seed for chunk ``chunk`` of a run with ``seed``."""
-    state = np.random.SeedSequence((seed, chunk)).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
-
-
 def integrate(sde, x0, n_paths, *, t0, dt, n_steps, save_steps, method, seed,
               device="cpu", dtype=None, observables=None, n_observables=None, save_paths=True,
               chunk_paths=None):
@@ -254,20 +162,16 @@ def integrate(sde, x0, n_paths, *, t0, dt, n_steps, save_steps, method, seed,
     save_paths : bool
         Return every path's states.
     chunk_paths : int, optional
-        Paths per ``sdeint`` batch (default :data:`DEFAULT_CHUNK_PATHS`).
+        Paths per ``sdeint`` batch (default :data:`.batched.DEFAULT_CHUNK_PATHS`).
 
     Returns
     -------
-    TorchRun
+    solvers.torchsde_backend.batched.TorchRun
     """
     check_sde(sde, method)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype)
     phi = resolve_observables(observables)
-    chunk = DEFAULT_CHUNK_PATHS if chunk_paths is None else int(chunk_paths)
-    if chunk <= 0:
-        raise ValueError(f"`chunk_paths` must be a positive integer, got {chunk_paths!r}")
-    save_steps = np.asarray(save_steps, dtype=np.int64)
     x0_t = torch.as_tensor(np.ascontiguousarray(x0), dtype=dtype, device=device)
     d = x0_t.shape[1]
     with torch.no_grad():
@@ -276,68 +180,19 @@ def integrate(sde, x0, n_paths, *, t0, dt, n_steps, save_steps, method, seed,
     if n_observables is not None and n_observables != n_obs:
         raise ValueError(f"`n_observables` is {n_observables!r} but `observables` returns "
                          f"{n_obs} values per path")
-    checkpoints = np.unique(np.append(save_steps, n_steps))
-    where = np.searchsorted(checkpoints, save_steps)
     stepper = _StepTimeSDE(sde, t0, dt)
     options = {"grad_free": True} if method == "milstein" else None
 
-    n_save = len(save_steps)
-    x_out = np.empty((n_save, n_paths, d)) if save_paths else None
-    diverged_step = np.full(n_paths, -1, dtype=np.int64)
-    chunk_stats = []
-    for c, lo in enumerate(range(0, n_paths, chunk)):
-        hi = min(lo + chunk, n_paths)
-        gen = torch.Generator(device=device)
-        gen.manual_seed(chunk_seed(seed, c))
-        bm = GridBrownian((hi - lo, noise_dim), gen, dtype, device, space_time=(method == "srk"))
-        y = (x0_t[lo:hi] if x0_t.shape[0] > 1 else x0_t.expand(hi - lo, d)).clone()
-        states, bad = [], torch.zeros(hi - lo, dtype=torch.bool, device=device)
-        first_bad = torch.full((hi - lo,), -1, dtype=torch.int64, device=device)
-        k_prev = 0
-        with torch.no_grad():
-            for k in checkpoints:
-                if k > k_prev:
-                    y = torchsde.sdeint(stepper, y, [float(k_prev), float(k)], bm=bm,
-                                        method=method, dt=1.0, options=options)[-1]
-                    k_prev = k
-                now_bad = ~torch.isfinite(y).all(dim=1)
-                first_bad = torch.where(now_bad & ~bad, torch.full_like(first_bad, int(k)),
-                                        first_bad)
-                bad |= now_bad
-                states.append(y)
-            kept = [states[i] for i in where]
-            if save_paths:
-                xs = torch.stack(kept).to("cpu", torch.float64).numpy()
-                bad_np = first_bad.cpu().numpy()
-                for p in np.flatnonzero(bad_np >= 0):
-                    xs[save_steps >= bad_np[p], p, :] = np.nan
-                x_out[:, lo:hi] = xs
-            diverged_step[lo:hi] = first_bad.cpu().numpy()
-            if n_obs:
-                ok = ~bad
-                vals = torch.stack([phi(t0 + int(k) * dt, s[ok]) for k, s in zip(save_steps, kept)])
-                vals = vals.to(torch.float64)
-                count = int(ok.sum())
-                mean = vals.mean(dim=1) if count else torch.zeros(n_save, n_obs, dtype=torch.float64)
-                m2 = ((vals - mean[:, None, :]) ** 2).sum(dim=1)
-                chunk_stats.append((count, mean.cpu().numpy(), m2.cpu().numpy()))
-    mean = m2 = None
-    if n_obs:
-        count, mean, m2 = merge_statistics(chunk_stats, (n_save, n_obs))
-    else:
-        count = int(np.sum(diverged_step < 0))
-    return TorchRun(x=x_out, mean=mean, m2=m2, count=count, diverged_step=diverged_step)
+    def make_advance(generator, batch):
+        bm = GridBrownian((batch, noise_dim), generator, dtype, device,
+                          space_time=(method == "srk"))
 
+        def advance(y, k_from, k_to):
+            return torchsde.sdeint(stepper, y, [float(k_from), float(k_to)], bm=bm,
+                                   method=method, dt=1.0, options=options)[-1]
+        return advance
 
-def merge_statistics(chunks, shape):
-    """Merge per-chunk (count, mean, M2) in chunk order (Chan et al. 1979)."""
-    n, mean, m2 = 0, np.zeros(shape), np.zeros(shape)
-    for nb, mb, m2b in chunks:
-        if nb == 0:
-            continue
-        total = n + nb
-        delta = mb - mean
-        mean = mean + delta * (nb / total)
-        m2 = m2 + m2b + delta * delta * (n * nb / total)
-        n = total
-    return n, mean, m2
+    return run_batched(x0_t, n_paths, n_steps=n_steps, save_steps=save_steps, seed=seed,
+                       make_advance=make_advance, time_of_step=lambda k: t0 + k * dt,
+                       observables=phi, n_obs=n_obs, save_paths=save_paths,
+                       chunk_paths=chunk_paths)
