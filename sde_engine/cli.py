@@ -59,6 +59,63 @@ def _run_solvers(args):
     return 0
 
 
+def _add_order(sub):
+    from .studies.order_config import KEYS, key_kind
+
+    p = sub.add_parser(
+        "order", help="weak-order study: a discrete optimizer against its SDE",
+        description="Estimate E φ(x_k) of the discrete algorithm at k = T/η² (T/η for SGD) and "
+                    "E φ(X_T) of its SDE for each learning rate, and fit the order of the weak "
+                    "error. Every config key can also be given as a flag (it overrides the "
+                    "file). Results: DIR/order.json, order.csv, order.png; DIR/checkpoint/ "
+                    "lets an interrupted study resume.")
+    p.add_argument("config", nargs="?", help="TOML config file (optional if flags say all)")
+    p.add_argument("--out", required=True, help="output folder DIR")
+    p.add_argument("--max-points", type=int, default=None,
+                   help="compute at most this many new learning rates, then stop (rerun to "
+                        "continue from the checkpoint)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only on a terminal)")
+    keys = p.add_argument_group("config keys (override the file)")
+    for key in KEYS:
+        keys.add_argument(f"--{key.replace('_', '-')}", dest=f"key_{key}", default=None,
+                          metavar=key_kind(key).upper())
+    p.set_defaults(run=_run_order)
+
+
+def order_config_from_args(args):
+    """The validated OrderConfig from the config file and the flags (flags win)."""
+    from .studies.order_config import KEYS, build_config, load_toml, parse_flag_value
+
+    values = load_toml(args.config) if args.config else {}
+    for key in KEYS:
+        text = getattr(args, f"key_{key}")
+        if text is not None:
+            values[key] = parse_flag_value(key, text)
+    return build_config(values)
+
+
+def _run_order(args):
+    import os
+
+    from .studies.weak_order import run_order_study
+
+    cfg = order_config_from_args(args)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} exists and is not a folder")
+    if args.max_points is not None and args.max_points < 1:
+        raise UsageError(f"--max-points must be ≥ 1, got {args.max_points}")
+    result = run_order_study(cfg, args.out, max_points=args.max_points, progress=args.progress)
+    if not result.complete:
+        print(f"stopped after {args.max_points} new point(s); rerun the same command to "
+              f"continue from {os.path.join(args.out, 'checkpoint')}")
+        return 0
+    print(result.table())
+    print(f"\nnumbers: {os.path.join(args.out, 'order.json')} (and order.csv)\n"
+          f"plot: {os.path.join(args.out, 'order.png')}")
+    return 0
+
+
 def build_parser():
     parser = _Parser(prog="sde-engine",
                      description="Simulate SDEs with Numba and study optimizers through "
@@ -67,6 +124,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _add_solvers(sub)
+    _add_order(sub)
     return parser
 
 

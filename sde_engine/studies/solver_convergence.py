@@ -76,7 +76,8 @@ class ConvergenceResult:
             stderr={m: {k: self.stderr[i, :, j] for j, k in enumerate(self.kinds)}
                     for i, m in enumerate(self.methods)},
             fits={m: {k: f.as_dict() for k, f in kf.items()} for m, kf in self.fits.items()},
-            expected_orders={f"{m}/{k}": v for (m, k), v in EXPECTED.items()})
+            expected_orders={f"{m}/{k}": expected_order(self.config.get("model"), m, k)
+                             for m in self.methods for k in self.kinds})
 
     def table(self):
         """Plain-text table: dt, then error ± stderr per scheme and kind; then the orders."""
@@ -91,10 +92,17 @@ class ConvergenceResult:
         lines.append("fitted orders (95% CI) vs theory:")
         for m, kf in self.fits.items():
             for k, f in kf.items():
-                theory = EXPECTED[(m, "strong" if k == "strong" else "weak")]
+                theory = expected_order(self.config.get("model"), m, k)
                 lines.append(f"  {m:15s} {k:8s} {f.order:6.3f}  [{f.ci[0]:6.3f}, {f.ci[1]:6.3f}]"
                              f"  theory {theory:g}" + ("".join(f"  ({n})" for n in f.notes)))
         return "\n".join(lines)
+
+
+def expected_order(model, method, kind):
+    """Theoretical order; EM is strong order 1 when the noise is additive (OU)."""
+    if model == "ou" and kind == "strong":
+        return 1.0
+    return EXPECTED[(method, "strong" if kind == "strong" else "weak")]
 
 
 def _short(method):

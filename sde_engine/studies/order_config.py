@@ -1,0 +1,326 @@
+"""Configuration of a weak-order study: the TOML keys, their checks, and flags.
+
+A config is a flat TOML table (see ``experiments/*.toml`` and the docstring of
+:data:`FIELDS`); every key can also be given as a command-line flag
+(``lrs`` → ``--lrs 0.4,0.2``, ``bias_correction`` → ``--bias-correction true``)
+and a flag overrides the file. Unknown keys and bad values are refused with a
+``ValueError`` naming the key and the value, before any work.
+
+Mapping to the discrete algorithm at learning rate η (SPEC §3): σ = σ0/η,
+ε = ε0/η, β1 = 1 − c1 η², β2 = 1 − c2 η², v0 = σ² u0, m0 = 0; step count
+k = ⌊T/η²⌋, compared with the SDE at t = kη² (= T when η² divides T). For SGD there is no such family: ``sigma0`` is the noise scale σ
+itself, k = T/η, and each η is compared with the SGD SDE at that η.
+"""
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Optional, Tuple
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = None
+
+ALGORITHMS = ("sgd", "rmsprop", "adam")
+PROBLEMS = ("quadratic",)
+NOISES = ("gaussian", "rademacher", "skewed")
+TESTS = ("theta1", "theta_sq", "loss", "theta1_cubed")
+REFERENCES = ("auto", "exact", "simulate")
+SDE_METHODS = ("euler_maruyama",)
+GRID_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class OrderConfig:
+    """A validated weak-order study configuration (one field per TOML key).
+
+    Attributes
+    ----------
+    algorithm : {"sgd", "rmsprop", "adam"}
+    bias_correction : bool
+        RMSprop/Adam bias correction (SPEC §2).
+    problem : {"quadratic"}
+        f(θ) = ½ θᵀ diag(curvature) θ.
+    dim : int
+        d; vectors of length 1 below are repeated d times.
+    curvature, noise_cov : tuple of float, length d
+        Diagonals of H and Σ.
+    noise : {"gaussian", "rademacher", "skewed"}
+    sigma0, eps0, c1, c2 : float
+        SDE constants held fixed as η varies (c1: Adam only; c1, c2 unused by SGD).
+    u0 : tuple of float or None
+        u = v/σ² at t = 0; None: the standard start v0 = 0 (and m0 = 0).
+    theta0 : tuple of float, length d
+    horizon : float
+        SDE time T.
+    lrs : tuple of float
+        Learning rates η, one study point each.
+    paths : int
+        Discrete runs per η.
+    seed : int
+    tests : tuple of str
+        Test functions φ: θ₁, ‖θ‖², f(θ), θ₁³.
+    reference : {"auto", "exact", "simulate"}
+        SDE value E φ(X_T): exact moments (quadratic, constant Σ) or simulation.
+    sde_dt : float or None
+        Step of the simulated reference (default: the smallest step h / 4).
+    sde_paths : int or None
+        Paths of the simulated reference (default ``paths``).
+    chunk_paths : int
+        Paths per unit of work (each chunk has its own ``path_offset``).
+    title : str
+        Label for plots and tables.
+    """
+
+    algorithm: str
+    horizon: float
+    lrs: Tuple[float, ...]
+    paths: int
+    bias_correction: bool = False
+    problem: str = "quadratic"
+    dim: int = 1
+    curvature: Tuple[float, ...] = (1.0,)
+    noise: str = "gaussian"
+    noise_cov: Tuple[float, ...] = (1.0,)
+    sigma0: float = 1.0
+    eps0: float = 0.1
+    c1: Optional[float] = None
+    c2: Optional[float] = None
+    u0: Optional[Tuple[float, ...]] = None
+    theta0: Tuple[float, ...] = (1.0,)
+    seed: int = 0
+    tests: Tuple[str, ...] = ("theta1", "theta_sq", "loss")
+    reference: str = "auto"
+    sde_dt: Optional[float] = None
+    sde_paths: Optional[int] = None
+    chunk_paths: int = 262_144
+    title: str = ""
+
+    def as_dict(self):
+        return {f.name: (list(v) if isinstance(v, tuple) else v)
+                for f in fields(self) for v in [getattr(self, f.name)]}
+
+    def step_size(self, lr):
+        """SDE time per discrete step: η (SGD) or η² (RMSprop, Adam)."""
+        return lr if self.algorithm == "sgd" else lr * lr
+
+    def n_steps(self, lr):
+        """Discrete steps k = ⌊T/h⌋ at learning rate ``lr``."""
+        return int(math.floor(self.horizon / self.step_size(lr) * (1 + GRID_RTOL)))
+
+    def sde_time(self, lr):
+        """SDE time k·h compared with step k (T itself when h divides T)."""
+        return self.n_steps(lr) * self.step_size(lr)
+
+    def reference_dt(self):
+        """Step of a simulated SDE reference: ``sde_dt`` or a quarter of the smallest h."""
+        if self.sde_dt is not None:
+            return self.sde_dt
+        return min(self.step_size(lr) for lr in self.lrs) / 4
+
+    def hyperparameters(self, lr):
+        """torch.optim-style hyperparameters of the discrete run at ``lr`` (SPEC §3).
+
+        This is the one place that maps a study point to an algorithm; SVAG
+        points (ℓ values, issue 4) map here too.
+        """
+        if self.algorithm == "sgd":
+            return dict(lr=lr, noise_scale=self.sigma0)
+        hp = dict(lr=lr, noise_scale=self.sigma0 / lr, eps=self.eps0 / lr,
+                  bias_correction=self.bias_correction)
+        if self.algorithm == "rmsprop":
+            hp["beta"] = 1.0 - self.c2 * lr * lr
+        else:
+            hp["betas"] = (1.0 - self.c1 * lr * lr, 1.0 - self.c2 * lr * lr)
+        return hp
+
+
+# Keys that only locate or label results; changing them never invalidates a finished point.
+NON_NUMERIC_KEYS = ("lrs", "title", "reference", "sde_dt", "sde_paths")
+KEYS = tuple(f.name for f in fields(OrderConfig))
+REQUIRED = ("algorithm", "horizon", "lrs", "paths")
+VECTOR_KEYS = ("curvature", "noise_cov", "u0", "theta0")
+
+
+def key_kind(name):
+    """Value kind of a key: 'str', 'bool', 'int', 'float', 'floats', 'strs'."""
+    if name in ("algorithm", "problem", "noise", "reference", "title"):
+        return "str"
+    if name == "bias_correction":
+        return "bool"
+    if name in ("dim", "paths", "seed", "sde_paths", "chunk_paths"):
+        return "int"
+    if name in VECTOR_KEYS or name == "lrs":
+        return "floats"
+    if name == "tests":
+        return "strs"
+    return "float"
+
+
+def parse_flag_value(name, text):
+    """Convert a command-line string to the value of key ``name``."""
+    kind = key_kind(name)
+    try:
+        if kind == "str":
+            return text
+        if kind == "bool":
+            low = text.strip().lower()
+            if low in ("true", "1", "yes", "on"):
+                return True
+            if low in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if kind == "int":
+            return int(text.replace("_", ""))
+        if kind == "float":
+            return float(text)
+        if kind == "floats":
+            return [float(v) for v in text.split(",") if v.strip()]
+        return [v.strip() for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"`--{name.replace('_', '-')}` expects {kind}, got {text!r}") from None
+
+
+def load_toml(path):
+    """Read a config file into a dict; a missing or unreadable file is a ValueError."""
+    if not os.path.isfile(path):
+        raise ValueError(f"config file not found: {path}")
+    if tomllib is None:
+        raise ValueError("reading TOML configs needs Python >= 3.11 (tomllib)")
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def build_config(values):
+    """Validate a dict of keys (from TOML and flags) into an :class:`OrderConfig`."""
+    unknown = sorted(set(values) - set(KEYS))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {', '.join(unknown)}; known keys: "
+                         f"{', '.join(KEYS)}")
+    missing = [k for k in REQUIRED if values.get(k) is None]
+    if missing:
+        raise ValueError(f"missing config key(s): {', '.join(missing)}")
+    v = {k: x for k, x in values.items() if x is not None}
+    _choice(v, "algorithm", ALGORITHMS)
+    _choice(v, "problem", PROBLEMS)
+    _choice(v, "noise", NOISES)
+    _choice(v, "reference", REFERENCES)
+    if "bias_correction" in v and not isinstance(v["bias_correction"], bool):
+        raise ValueError(f"`bias_correction` must be true or false, got {v['bias_correction']!r}")
+    for k in ("dim", "paths", "chunk_paths", "sde_paths"):
+        if k in v:
+            v[k] = _int(v[k], k, minimum=1)
+    if "seed" in v:
+        v["seed"] = _int(v["seed"], "seed", minimum=0)
+    for k in ("horizon", "sigma0", "c1", "c2", "sde_dt"):
+        if k in v:
+            v[k] = _real(v[k], k, positive=True)
+    if "eps0" in v:
+        v["eps0"] = _real(v["eps0"], "eps0", positive=False)
+    dim = v.get("dim", 1)
+    for k in VECTOR_KEYS:
+        if k in v:
+            v[k] = _vector(v[k], k, dim, nonnegative=k != "theta0")
+    for k in ("curvature", "noise_cov", "theta0"):
+        if k not in v:
+            v[k] = tuple(getattr(OrderConfig, k)) * dim
+    if "title" in v and not isinstance(v["title"], str):
+        raise ValueError(f"`title` must be a string, got {v['title']!r}")
+    tests = v.get("tests", OrderConfig.tests)
+    if isinstance(tests, str) or not tests or any(t not in TESTS for t in tests) \
+            or len(set(tests)) != len(tests):
+        raise ValueError(f"`tests` must be a non-empty list of distinct names from {TESTS}, "
+                         f"got {tests!r}")
+    v["tests"] = tuple(tests)
+    lrs = v["lrs"]
+    if isinstance(lrs, (str, bytes)) or not hasattr(lrs, "__len__") or len(lrs) < 1:
+        raise ValueError(f"`lrs` must be a non-empty list of learning rates, got {lrs!r}")
+    v["lrs"] = tuple(_real(x, "lrs", positive=True) for x in lrs)
+    if len(set(v["lrs"])) != len(v["lrs"]):
+        raise ValueError(f"`lrs` must be distinct, got {list(v['lrs'])}")
+    cfg = OrderConfig(**v)
+    _check_algorithm(cfg)
+    return cfg
+
+
+def with_overrides(cfg, **values):
+    """A copy of ``cfg`` with some keys changed, validated again."""
+    return build_config({**cfg.as_dict(), **values}) if values else replace(cfg)
+
+
+def _check_algorithm(cfg):
+    algo = cfg.algorithm
+    if algo in ("rmsprop", "adam") and cfg.c2 is None:
+        raise ValueError(f"`c2` is required for algorithm {algo!r}")
+    if algo == "adam" and cfg.c1 is None:
+        raise ValueError("`c1` is required for algorithm 'adam'")
+    if algo != "adam" and cfg.c1 is not None:
+        raise ValueError(f"`c1` applies to adam only, not to algorithm {algo!r}")
+    if algo == "sgd":
+        if cfg.c2 is not None or cfg.u0 is not None or cfg.bias_correction:
+            raise ValueError("`c2`, `u0` and `bias_correction` do not apply to algorithm 'sgd'")
+    if cfg.bias_correction and cfg.u0 is not None and any(u != 0 for u in cfg.u0):
+        raise ValueError(f"`u0` must be omitted (v0 = 0) with bias correction, got {list(cfg.u0)}")
+    if algo in ("rmsprop", "adam") and cfg.eps0 == 0 and not cfg.bias_correction \
+            and (cfg.u0 is None or any(u == 0 for u in cfg.u0)):
+        raise ValueError("`eps0` = 0 with u0 = 0 makes the preconditioner singular at t = 0")
+    for lr in cfg.lrs:
+        for name in ("c1", "c2"):
+            c = getattr(cfg, name)
+            if algo != "sgd" and c is not None and c * lr * lr >= 1.0:
+                beta = "beta1" if name == "c1" else "beta2"
+                raise ValueError(
+                    f"lr {lr:g} makes {beta} = 1 - {name}·lr² = {1 - c * lr * lr:.4g} "
+                    f"{'negative' if c * lr * lr > 1 else 'zero'}; use lr < "
+                    f"{1 / math.sqrt(c):.4g} or a smaller {name}")
+        if cfg.n_steps(lr) < 1:
+            raise ValueError(f"`horizon` {cfg.horizon:g} is shorter than one step at lr {lr:g}")
+    if cfg.sde_dt is not None or cfg.reference == "simulate":
+        dt = cfg.reference_dt()
+        for lr in cfg.lrs:
+            t = cfg.sde_time(lr)
+            k = t / (2 * dt)
+            if abs(k - round(k)) > GRID_RTOL * max(k, 1.0):
+                raise ValueError(f"`sde_dt` {dt:g}: twice it must divide the compared "
+                                 f"SDE time {t:g} of lr {lr:g} into whole steps")
+
+
+def _choice(v, key, options):
+    if key in v and v[key] not in options:
+        raise ValueError(f"`{key}` must be one of {', '.join(options)}; got {v[key]!r}")
+
+
+def _int(x, key, minimum):
+    if isinstance(x, bool) or not isinstance(x, int) or x < minimum:
+        raise ValueError(f"`{key}` must be an integer ≥ {minimum}, got {x!r}")
+    return x
+
+
+def _real(x, key, positive):
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) \
+            or (x <= 0 if positive else x < 0):
+        raise ValueError(f"`{key}` must be a finite number {'> 0' if positive else '≥ 0'}, "
+                         f"got {x!r}")
+    return float(x)
+
+
+def _vector(x, key, dim, nonnegative):
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        x = [x]
+    if isinstance(x, (str, bytes)) or not hasattr(x, "__len__"):
+        raise ValueError(f"`{key}` must be a list of numbers, got {x!r}")
+    vals = []
+    for item in x:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item) \
+                or (nonnegative and item < 0):
+            raise ValueError(f"`{key}` must hold finite numbers{' ≥ 0' if nonnegative else ''}, "
+                             f"got {list(x)!r}")
+        vals.append(float(item))
+    if len(vals) == 1:
+        vals = vals * dim
+    if len(vals) != dim:
+        raise ValueError(f"`{key}` must have 1 or dim = {dim} entries, got {len(vals)}")
+    return tuple(vals)

@@ -1,0 +1,398 @@
+"""Weak-approximation order of a discrete optimizer against its SDE (SPEC §3–4).
+
+For each learning rate η of an :class:`~.order_config.OrderConfig` the study
+estimates E φ(x_k) of the discrete algorithm at step k = ⌊T/h⌋ (h = η², or η for
+SGD) and the SDE value E φ(X_t) at t = k·h, then fits the order of the weak error
+
+    e(η) = E φ(x_k) − E φ(X_{kh})
+
+against log η and against log h with :func:`sde_engine.analysis.fit_order`.
+
+* Discrete side: ``paths`` runs split in chunks of ``chunk_paths``; chunk c
+  holds runs [c·chunk_paths, …) with ``path_offset`` = its first run, so run i
+  draws from the stream (seed, i) however the work is split. Each chunk is
+  reduced to streamed moments of φ (:class:`.statistics.Moments`) — no paths
+  are kept — and chunks are merged in chunk order.
+* SDE side: exact when the SDE is linear-Gaussian (quadratic f, constant Σ:
+  :func:`sde_engine.analysis.moments.exact_moments`); otherwise simulated with
+  Euler–Maruyama at ``sde_dt`` on paths disjoint from the discrete ones
+  (offset :data:`REFERENCE_OFFSET`). The simulated reference reports its own
+  bias, estimated on coupled paths as E[φ(X^{dt}) − φ(X^{2dt})] (weak order 1:
+  the error of the fine run is about that difference).
+* The weak error's standard error combines both sides (independent streams).
+  Points with |e| < 3 stderr are flagged and left out of the fits.
+* Checkpoints: after every chunk the point's file in ``DIR/checkpoint/`` is
+  rewritten atomically; a rerun with the same numeric settings reloads finished
+  chunks and points instead of recomputing them. Result files are written
+  atomically, so an interrupted study never leaves a half-written file.
+"""
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..analysis import fit_order
+from .order_config import NON_NUMERIC_KEYS
+from .progress import Progress
+from .results import write_csv, write_json
+from .statistics import Moments, chunk_bounds
+
+# Path indices of the simulated SDE reference start here: disjoint from the discrete runs.
+REFERENCE_OFFSET = 2**40
+FLOOR_SIGMAS = 3.0
+TEST_LABELS = {"theta1": "θ₁", "theta_sq": "‖θ‖²", "loss": "f(θ)", "theta1_cubed": "θ₁³"}
+
+
+# ---- test functions ------------------------------------------------------------------
+def test_values(cfg, theta):
+    """φ(θ) for each test of ``cfg``: shape (n, n_tests) from θ of shape (n, d)."""
+    theta = np.asarray(theta, dtype=float)
+    h = np.asarray(cfg.curvature)
+    cols = {"theta1": lambda: theta[:, 0],
+            "theta_sq": lambda: np.sum(theta**2, axis=1),
+            "loss": lambda: 0.5 * np.sum(h * theta**2, axis=1),
+            "theta1_cubed": lambda: theta[:, 0] ** 3}
+    return np.column_stack([cols[t]() for t in cfg.tests])
+
+
+def exact_test_means(ref, tests):
+    """E φ(X_T) from a :class:`~sde_engine.analysis.moments.MomentReference` (last time)."""
+    vals = {"theta1": ref.theta_mean[-1, 0], "theta_sq": ref.theta_sq[-1].sum(),
+            "loss": ref.loss_mean[-1], "theta1_cubed": ref.theta_cube[-1, 0]}
+    return np.array([vals[t] for t in tests], dtype=float)
+
+
+# ---- the discrete algorithm and its SDE at one learning rate ---------------------------
+def build_problem(cfg, lr):
+    """The quadratic problem with the noise scale σ of learning rate ``lr``."""
+    from ..problems import quadratic
+
+    return quadratic(np.array(cfg.curvature), Sigma=np.array(cfg.noise_cov), noise=cfg.noise,
+                     noise_scale=cfg.hyperparameters(lr)["noise_scale"])
+
+
+def build_model(cfg, lr):
+    """The :class:`~sde_engine.models.OptimizerSDE` of the algorithm at ``lr``."""
+    from ..models import adam_sde, rmsprop_sde, sgd_sde
+
+    problem = build_problem(cfg, lr)
+    hp = cfg.hyperparameters(lr)
+    if cfg.algorithm == "sgd":
+        return sgd_sde(problem, lr)
+    if cfg.algorithm == "rmsprop":
+        return rmsprop_sde(problem, lr, beta=hp["beta"], eps=hp["eps"],
+                           bias_correction=cfg.bias_correction)
+    return adam_sde(problem, lr, betas=hp["betas"], eps=hp["eps"],
+                    bias_correction=cfg.bias_correction)
+
+
+def initial_v(cfg, lr):
+    """v0 = σ² u0 of the discrete run (None: the standard start v0 = 0)."""
+    if cfg.u0 is None:
+        return None
+    return cfg.hyperparameters(lr)["noise_scale"] ** 2 * np.asarray(cfg.u0)
+
+
+def sde_initial_state(cfg, model, lr):
+    theta0 = np.asarray(cfg.theta0)
+    return model.initial_state(theta0) if cfg.algorithm == "sgd" else \
+        model.initial_state(theta0, v0=initial_v(cfg, lr))
+
+
+# ---- units of work ---------------------------------------------------------------------
+def discrete_chunk(cfg, lr, path_offset, n_paths):
+    """Moments of φ(x_k) over runs [path_offset, path_offset + n_paths) at ``lr``."""
+    from ..optimizers.runner import run_final_state
+
+    theta = run_final_state(cfg, lr, build_problem(cfg, lr), path_offset, n_paths)
+    return Moments.of(test_values(cfg, theta))
+
+
+def reference_chunk(cfg, lrs, path_offset, n_paths):
+    """Simulated SDE reference on one chunk, at the SDE times of ``lrs``.
+
+    Returns Moments of shape (n_times, 2·n_tests): [φ(X^dt_t), φ(X^dt_t) − φ(X^2dt_t)]
+    on coupled paths (same Brownian path at resolution dt).
+    """
+    from ..simulate import simulate
+
+    lr = lrs[0]
+    model = build_model(cfg, lr)
+    x0 = sde_initial_state(cfg, model, lr)
+    dt = cfg.reference_dt()
+    times = sorted({cfg.sde_time(x) for x in lrs})
+    common = dict(x0=x0, t_span=(0.0, times[-1]), n_paths=n_paths, seed=cfg.seed,
+                  path_offset=REFERENCE_OFFSET + path_offset, brownian_dt=dt,
+                  method="euler_maruyama", save_at=times, on_divergence="raise")
+    d = len(cfg.theta0)
+    fine = simulate(model.sde, dt=dt, **common).x[:, :, :d]
+    coarse = simulate(model.sde, dt=2 * dt, **common).x[:, :, :d]
+    rows = []
+    for x in lrs:
+        i = times.index(cfg.sde_time(x))
+        f, c = test_values(cfg, fine[i]), test_values(cfg, coarse[i])
+        rows.append(np.concatenate([f, f - c], axis=1))
+    return Moments.of(np.stack(rows, axis=1))
+
+
+def use_exact_reference(cfg):
+    if cfg.reference == "simulate":
+        return False
+    return cfg.problem == "quadratic"     # linear-Gaussian SDE: exact moments apply
+
+
+def exact_reference(cfg, lr):
+    """E φ(X_t) at t = k·h from the exact moment ODEs (SPEC §4); shape (n_tests,)."""
+    from ..analysis.moments import exact_moments
+
+    model = build_model(cfg, lr)
+    ref = exact_moments(model, sde_initial_state(cfg, model, lr), [cfg.sde_time(lr)])
+    return exact_test_means(ref, cfg.tests)
+
+
+# ---- checkpoints -------------------------------------------------------------------------
+def fingerprint(cfg, extra=()):
+    """Hash of the numeric settings a finished point depends on."""
+    d = {k: v for k, v in cfg.as_dict().items() if k not in NON_NUMERIC_KEYS}
+    d["extra"] = list(extra)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class PointStore:
+    """Per-point checkpoint files ``DIR/checkpoint/<name>.json`` of finished chunks.
+
+    Each file holds the fingerprint of the settings, and the streamed moments
+    of every finished chunk keyed by its path offset. Floats round-trip
+    exactly through JSON, so a resumed study gives bit-identical numbers.
+    With ``folder=None`` nothing is stored.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def _path(self, name):
+        return os.path.join(self.folder, "checkpoint", f"{name}.json")
+
+    def load(self, name, key):
+        if self.folder is None or not os.path.isfile(self._path(name)):
+            return {}
+        with open(self._path(name)) as fh:
+            data = json.load(fh)
+        if data.get("fingerprint") != key:
+            return {}
+        return {int(off): Moments.from_dict(m) for off, m in data["chunks"].items()}
+
+    def save(self, name, key, chunks, info):
+        if self.folder is None:
+            return
+        write_json(self._path(name), dict(
+            fingerprint=key, info=info,
+            chunks={str(off): m.as_dict() for off, m in sorted(chunks.items())}))
+
+
+def point_name(lr):
+    return f"lr_{lr!r}"
+
+
+# ---- the study ---------------------------------------------------------------------------
+@dataclass
+class OrderResult:
+    """What :func:`run_order_study` returns; ``record`` is what order.json holds."""
+
+    record: dict
+    complete: bool
+
+    def table(self):
+        return format_table(self.record)
+
+
+def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=None,
+                    max_points=None, progress=None):
+    """Run (or resume) a weak-order study.
+
+    Parameters
+    ----------
+    cfg : OrderConfig
+    out_dir : str, optional
+        Folder for ``order.json``, ``order.csv`` and ``checkpoint/``; None keeps
+        everything in memory.
+    evaluator : callable
+        ``evaluator(cfg, lr, path_offset, n_paths) -> Moments`` of shape
+        (n_tests,): the discrete side of one chunk (default :func:`discrete_chunk`).
+    reference : callable, optional
+        ``reference(cfg, lr) -> (value, stderr, bias)`` arrays (n_tests,) that
+        replaces the built-in exact/simulated reference (for tests).
+    max_points : int, optional
+        Stop after computing this many new learning rates (finished ones that
+        are reloaded do not count); the study is then incomplete and a rerun
+        continues it.
+    progress : bool, optional
+        Draw a progress bar (default: only when stderr is a terminal).
+
+    Returns
+    -------
+    OrderResult
+        ``complete`` is False when ``max_points`` stopped it early; result
+        files are then not written.
+    """
+    start = time.perf_counter()
+    store = PointStore(out_dir)
+    key = fingerprint(cfg)
+    bounds = chunk_bounds(cfg.paths, cfg.chunk_paths)
+    done = {lr: store.load(point_name(lr), key) for lr in cfg.lrs}
+    work = sum(cfg.paths * cfg.n_steps(lr) for lr in cfg.lrs)
+    already = sum(sum(m.count for m in chunks.values()) * cfg.n_steps(lr)
+                  for lr, chunks in done.items())
+    bar = Progress(work, already, label="order", enabled=progress)
+    discrete = []
+    new_points = 0
+    try:
+        for lr in cfg.lrs:
+            chunks = done[lr]
+            if len(chunks) < len(bounds):
+                if max_points is not None and new_points >= max_points:
+                    return OrderResult(dict(config=cfg.as_dict()), complete=False)
+                for off, n in bounds:
+                    if off in chunks:
+                        continue
+                    chunks[off] = evaluator(cfg, lr, off, n)
+                    store.save(point_name(lr), key, chunks,
+                               dict(lr=lr, n_steps=cfg.n_steps(lr), paths=cfg.paths))
+                    bar.advance(n * cfg.n_steps(lr), note=f"lr {lr:g}")
+                new_points += 1
+            discrete.append(Moments.merge(chunks[off] for off, _ in bounds))
+    finally:
+        bar.close()
+    if reference is not None:
+        refs = [(*reference(cfg, lr), "given") for lr in cfg.lrs]
+    else:
+        refs = sde_reference(cfg, store)
+    record = assemble(cfg, discrete, refs, wall_s=time.perf_counter() - start)
+    if out_dir is not None:
+        write_outputs(record, out_dir)
+    return OrderResult(record, complete=True)
+
+
+def sde_reference(cfg, store=None):
+    """E φ(X_t) at each learning rate's SDE time t = k·h.
+
+    Returns
+    -------
+    list of (value, stderr, bias, method)
+        One per learning rate; arrays of shape (n_tests,). Exact references
+        have zero stderr and bias.
+    """
+    n = len(cfg.tests)
+    if use_exact_reference(cfg):
+        return [(exact_reference(cfg, lr), np.zeros(n), np.zeros(n), "exact moment ODEs")
+                for lr in cfg.lrs]
+    store = store or PointStore(None)
+    paths = cfg.sde_paths or cfg.paths
+    dt = cfg.reference_dt()
+    method = f"Euler–Maruyama, dt = {dt:.4g}, {paths} paths"
+    # RMSprop/Adam: one SDE for every η (fixed constants); SGD: one SDE per η
+    groups = [[lr] for lr in cfg.lrs] if cfg.algorithm == "sgd" else [list(cfg.lrs)]
+    out = {}
+    for group in groups:
+        name = "reference" + (f"_{point_name(group[0])}" if cfg.algorithm == "sgd" else "")
+        key = fingerprint(cfg, extra=[dt, paths, group])
+        bounds = chunk_bounds(paths, cfg.chunk_paths)
+        chunks = store.load(name, key)
+        for off, size in bounds:
+            if off not in chunks:
+                chunks[off] = reference_chunk(cfg, group, off, size)
+                store.save(name, key, chunks, dict(sde_dt=dt, paths=paths, lrs=group))
+        m = Moments.merge(chunks[off] for off, _ in bounds)
+        for i, lr in enumerate(group):
+            out[lr] = (m.mean[i, :n], m.stderr[i, :n], np.abs(m.mean[i, n:]), method)
+    return [out[lr] for lr in cfg.lrs]
+
+
+def assemble(cfg, discrete, refs, wall_s=float("nan")):
+    """The result record (order.json) from merged discrete moments and references."""
+    lrs = np.array(cfg.lrs)
+    h = np.array([cfg.step_size(lr) for lr in cfg.lrs])
+    points, fits, notes = {}, {}, []
+    for j, test in enumerate(cfg.tests):
+        disc = np.array([m.mean[j] for m in discrete])
+        disc_se = np.array([m.stderr[j] for m in discrete])
+        ref = np.array([r[0][j] for r in refs])
+        ref_se = np.array([r[1][j] for r in refs])
+        bias = np.array([r[2][j] for r in refs])
+        err = disc - ref
+        se = np.sqrt(disc_se**2 + ref_se**2)
+        fit_lr = fit_order(lrs, err, se, floor_sigmas=FLOOR_SIGMAS)
+        fit_h = fit_order(h, err, se, floor_sigmas=FLOOR_SIGMAS)
+        points[test] = dict(discrete=disc, discrete_stderr=disc_se, reference=ref,
+                            reference_stderr=ref_se, reference_bias=bias, error=err, stderr=se,
+                            below_noise=fit_lr.below_noise)
+        fits[test] = dict(vs_lr=fit_lr.as_dict(), vs_h=fit_h.as_dict())
+        if fit_lr.below_noise.any():
+            notes.append(f"E {test}: error within {FLOOR_SIGMAS:g} stderr of zero at lr "
+                         f"{', '.join(f'{x:g}' for x in lrs[fit_lr.below_noise])}: excluded "
+                         f"from the fit; add paths (stderr ∝ 1/√paths)")
+        used = fit_lr.used & np.isfinite(err)
+        if np.any(bias > 0) and used.any() and np.max(bias) > 0.1 * np.min(np.abs(err[used])):
+            notes.append(f"E {test}: the simulated reference's own bias estimate "
+                         f"({np.max(bias):.2e}) exceeds 10% of the smallest fitted error; "
+                         f"lower sde_dt")
+    algo = cfg.algorithm + (" (bias-corrected)" if cfg.bias_correction else "")
+    return dict(
+        study="weak_order", title=cfg.title or f"{algo} vs its SDE: {cfg.noise} noise, "
+                                                 f"d = {len(cfg.theta0)}, {cfg.paths} paths",
+        config=cfg.as_dict(), lrs=lrs, h=h, n_steps=[cfg.n_steps(lr) for lr in cfg.lrs],
+        sde_time=[cfg.sde_time(lr) for lr in cfg.lrs],
+        tests=list(cfg.tests), points=points, fits=fits,
+        reference=dict(method=refs[0][3], exact=use_exact_reference(cfg)),
+        paths=cfg.paths, chunks=len(chunk_bounds(cfg.paths, cfg.chunk_paths)),
+        workers=1, wall_s=wall_s, notes=notes)
+
+
+CSV_HEADER = ("test", "lr", "h", "n_steps", "discrete", "discrete_stderr", "reference",
+              "reference_stderr", "reference_bias", "error", "stderr", "below_noise_floor")
+
+
+def write_outputs(record, out_dir):
+    """Write ``order.json``, ``order.csv`` and ``order.png`` in ``out_dir`` atomically."""
+    from .. import plotting
+
+    rows = []
+    for test in record["tests"]:
+        p = record["points"][test]
+        for i, lr in enumerate(record["lrs"]):
+            rows.append([test, lr, record["h"][i], record["n_steps"][i]]
+                        + [p[k][i] for k in ("discrete", "discrete_stderr", "reference",
+                                             "reference_stderr", "reference_bias", "error",
+                                             "stderr", "below_noise")])
+    write_json(os.path.join(out_dir, "order.json"), record)
+    write_csv(os.path.join(out_dir, "order.csv"), CSV_HEADER, rows)
+    plotting.save_figure(plotting.plot_weak_order(record), os.path.join(out_dir, "order.png"))
+
+
+def format_table(record):
+    """Plain-text table of a weak-order record: one block per test function."""
+    lines = [record.get("title", "")]
+    for test in record["tests"]:
+        p = record["points"][test]
+        lines.append(f"\nE {TEST_LABELS.get(test, test)}   (reference: {record['reference']['method']})")
+        lines.append(f"{'lr':>8} {'h':>10} {'steps':>7} {'discrete':>12} {'reference':>12} "
+                     f"{'weak error':>11} {'stderr':>9}")
+        for i, lr in enumerate(record["lrs"]):
+            flag = "  < noise floor" if p["below_noise"][i] else ""
+            lines.append(f"{lr:8.4g} {record['h'][i]:10.4g} {record['n_steps'][i]:7d} "
+                         f"{p['discrete'][i]:12.6g} {p['reference'][i]:12.6g} "
+                         f"{p['error'][i]:11.3e} {p['stderr'][i]:9.2e}{flag}")
+        for label, key in (("vs log lr", "vs_lr"), ("vs log h ", "vs_h")):
+            f = record["fits"][test][key]
+            lines.append(f"  order {label}: {_num(f['order'])}  95% CI "
+                         f"[{_num(f['ci'][0])}, {_num(f['ci'][1])}]")
+    for note in record.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _num(x):
+    return "nan" if x is None or x != x else f"{x:.3f}"
