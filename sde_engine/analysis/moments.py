@@ -1,0 +1,257 @@
+"""Exact moments of the SGD, RMSprop and Adam SDEs on a quadratic with constant Σ.
+
+For f(θ) = ½ (θ−θ*)ᵀ H (θ−θ*) and constant Σ = S Sᵀ the SDEs of SPEC §3 are
+linear-Gaussian given a deterministic start: u solves du = c2 (diag Σ − u) dt,
+which has no noise, so
+
+    u(t) = diag Σ · γ2(t) + u0 e^{−c2 t},     γ2 = 1 − e^{−c2 t},
+
+and the preconditioner F(t) (:mod:`sde_engine.models.preconditioner`) is a
+known function of time. (θ, m) then solves a linear SDE with deterministic
+coefficients, dX = (A(t) X + a) dt + B(t) dW, whose mean μ and covariance C
+solve the ODEs μ' = A μ + a, C' = A C + C Aᵀ + B Bᵀ (SPEC §4). They are
+integrated with scipy's Radau method at rtol 1e-10, atol 1e-12.
+
+* SGD:     μ' = −H(μ − θ*),           C' = −HC − CH + σ²η Σ.
+* RMSprop: μ' = −F H(μ − θ*),          C' = −FHC − CHF + σ0² F Σ F   (F = diag F(t)).
+* Adam:    the drift of θ is −(F/γ1) m, singular at t = 0 with bias correction
+  (γ1(0) = 0). The ODEs are written in the regular variables
+  p = E m/γ1, R = Cov(θ, m)/γ1, Q = Cov(m)/γ1 (γ1 ≡ 1 without bias
+  correction), with r = c1/γ1:
+
+      μθ' = −F p,                 p' = r (H(μθ − θ*) − p),
+      Cθθ' = −(F Rᵀ + R F),       R' = r (Cθθ H − F Q / c1 − R),
+      Q' = c1 (H R + Rᵀ H) − c1 Q + r (σ0² c1 Σ − Q),
+
+  started (bias correction, m0 = 0) from their t → 0 limits p = H(θ0 − θ*),
+  Q = σ0² c1 Σ, R = −σ0² F(0) Σ, at t = 1e-14/c1 (the error of that start is
+  O(1e-14)); the stiff 1/t rate near 0 is why an implicit method is used.
+
+Cost grows like d⁴ per Jacobian (finite differences over d² covariance
+entries): meant for d up to a few tens.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+RTOL = 1e-10
+ATOL = 1e-12
+
+
+@dataclass
+class MomentReference:
+    """Exact mean and covariance of an optimizer SDE's state at given times.
+
+    Attributes
+    ----------
+    t : ndarray, shape (n,)
+        SDE times.
+    theta_mean : ndarray, shape (n, d)
+    theta_cov : ndarray, shape (n, d, d)
+    m_mean, m_cov : ndarray, shapes (n, d) and (n, d, d), or None
+        Adam's first moment (None for SGD and RMSprop).
+    u : ndarray, shape (n, d), or None
+        The deterministic u(t) (None for SGD).
+    H, theta_star : ndarray
+        The quadratic, for :attr:`loss_mean`.
+    """
+
+    t: np.ndarray
+    theta_mean: np.ndarray
+    theta_cov: np.ndarray
+    H: np.ndarray
+    theta_star: np.ndarray
+    m_mean: Optional[np.ndarray] = None
+    m_cov: Optional[np.ndarray] = None
+    u: Optional[np.ndarray] = None
+
+    @property
+    def theta_var(self):
+        """Var θ_i, shape (n, d)."""
+        return np.diagonal(self.theta_cov, axis1=1, axis2=2)
+
+    @property
+    def theta_sq(self):
+        """E θ_i², shape (n, d)."""
+        return self.theta_mean**2 + self.theta_var
+
+    @property
+    def theta_cube(self):
+        """E θ_i³ = μ³ + 3 μ Var (θ is Gaussian), shape (n, d)."""
+        return self.theta_mean**3 + 3.0 * self.theta_mean * self.theta_var
+
+    @property
+    def loss_mean(self):
+        """E f(θ) = ½ tr(H C) + ½ (μ−θ*)ᵀ H (μ−θ*), shape (n,)."""
+        r = self.theta_mean - self.theta_star
+        return 0.5 * (np.einsum("ij,nji->n", self.H, self.theta_cov)
+                      + np.einsum("ni,ij,nj->n", r, self.H, r))
+
+    @property
+    def state_mean(self):
+        """E x for the SDE state (θ), (θ, u) or (θ, m, u); shape (n, n_blocks·d)."""
+        return np.concatenate([b for b in (self.theta_mean, self.m_mean, self.u)
+                               if b is not None], axis=1)
+
+    @property
+    def state_sq(self):
+        """E x_i² coordinate-wise for the SDE state; shape (n, n_blocks·d)."""
+        blocks = [self.theta_sq]
+        if self.m_mean is not None:
+            blocks.append(self.m_mean**2 + np.diagonal(self.m_cov, axis1=1, axis2=2))
+        if self.u is not None:
+            blocks.append(self.u**2)
+        return np.concatenate(blocks, axis=1)
+
+
+def exact_moments(model, x0, times):
+    """Exact moments of ``model``'s SDE from the deterministic state ``x0``.
+
+    Parameters
+    ----------
+    model : OptimizerSDE
+        From :func:`sde_engine.models.sgd_sde`, ``rmsprop_sde`` or ``adam_sde``
+        on a :func:`sde_engine.problems.quadratic` problem (constant Σ).
+    x0 : array_like, shape (n_blocks·d,)
+        Initial SDE state, e.g. ``model.initial_state(theta0, v0=...)``.
+    times : array_like, shape (n,)
+        Non-decreasing SDE times ≥ 0 (``model.time_of_step(k)`` for steps k).
+
+    Returns
+    -------
+    MomentReference
+    """
+    problem = model.problem
+    if not (getattr(problem, "constant_noise", False) and hasattr(problem, "H")):
+        raise ValueError(f"exact moments need a quadratic problem with constant Σ, got "
+                         f"{problem!r}")
+    d = problem.dim
+    x0 = np.asarray(x0, dtype=np.float64)
+    if x0.shape != (model.sde.dim,):
+        raise ValueError(f"`x0` must be one deterministic state of shape ({model.sde.dim},), "
+                         f"got {x0.shape}")
+    times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    if times.ndim != 1 or not np.all(np.isfinite(times)) or np.any(times < 0) \
+            or np.any(np.diff(times) < 0):
+        raise ValueError(f"`times` must be a non-decreasing 1-D array of times ≥ 0, got {times}")
+    H, theta_star, Sigma = problem.H, problem.theta_star, problem.Sigma
+    theta0 = x0[:d]
+    ref = dict(t=times, H=H, theta_star=theta_star)
+    if model.optimizer == "sgd":
+        mu, cov = _sgd(H, theta_star, problem.noise_scale**2 * model.lr * Sigma, theta0, times)
+        return MomentReference(theta_mean=mu, theta_cov=cov, **ref)
+    c = model.constants
+    u0 = x0[-d:]
+    u = _u_of_t(times, np.diag(Sigma), u0, c["c2"])
+    precond = _preconditioner(np.diag(Sigma), u0, c)
+    if model.optimizer == "rmsprop":
+        mu, cov = _rmsprop(H, theta_star, Sigma, c["sigma0"], precond, theta0, times)
+        return MomentReference(theta_mean=mu, theta_cov=cov, u=u, **ref)
+    mu, cov, m_mu, m_cov = _adam(H, theta_star, Sigma, c, precond, theta0, x0[d:2 * d], times)
+    return MomentReference(theta_mean=mu, theta_cov=cov, m_mean=m_mu, m_cov=m_cov, u=u, **ref)
+
+
+def _u_of_t(t, sigma_diag, u0, c2):
+    t = np.asarray(t)[..., None]
+    gamma2 = -np.expm1(-c2 * t)
+    return sigma_diag * gamma2 + u0 * np.exp(-c2 * t)
+
+
+def _preconditioner(sigma_diag, u0, c):
+    """F(t), shape (d,), exactly as the SDE kernel evaluates it, for u = u(t)."""
+    sigma0, eps0, c2, bias = c["sigma0"], c["eps0"], c["c2"], c["bias_correction"]
+
+    def factor(t):
+        if not bias:
+            return 1.0 / (sigma0 * np.sqrt(_u_of_t(t, sigma_diag, u0, c2)) + eps0)
+        gamma2 = -np.expm1(-c2 * t)
+        if gamma2 > 0.0:
+            u_over_gamma2 = sigma_diag + u0 * np.exp(-c2 * t) / gamma2
+            return 1.0 / (sigma0 * np.sqrt(u_over_gamma2) + eps0)
+        return np.where(u0 > 0.0, 0.0, 1.0 / (sigma0 * np.sqrt(sigma_diag) + eps0))
+
+    return factor
+
+
+def _solve(rhs, y0, t_start, times):
+    """Integrate y' = rhs(t, y) from t_start; values at ``times`` (those < t_start get y0)."""
+    out = np.empty((times.size, y0.size))
+    later = times > t_start
+    out[~later] = y0
+    if np.any(later):
+        t_eval = np.unique(times[later])
+        sol = solve_ivp(rhs, (t_start, t_eval[-1]), y0, method="Radau", t_eval=t_eval,
+                        rtol=RTOL, atol=ATOL)
+        if not sol.success:
+            raise RuntimeError(f"moment ODE solver failed: {sol.message}")
+        out[later] = sol.y.T[np.searchsorted(t_eval, times[later])]
+    return out
+
+
+def _sgd(H, theta_star, BBt, theta0, times):
+    d = H.shape[0]
+
+    def rhs(t, y):
+        mu, C = y[:d], y[d:].reshape(d, d)
+        HC = H @ C
+        return np.concatenate([-H @ (mu - theta_star), (-HC - HC.T + BBt).ravel()])
+
+    y = _solve(rhs, np.concatenate([theta0, np.zeros(d * d)]), 0.0, times)
+    return y[:, :d], y[:, d:].reshape(-1, d, d)
+
+
+def _rmsprop(H, theta_star, Sigma, sigma0, precond, theta0, times):
+    d = H.shape[0]
+
+    def rhs(t, y):
+        F = precond(t)
+        mu, C = y[:d], y[d:].reshape(d, d)
+        FHC = F[:, None] * (H @ C)
+        noise = sigma0**2 * F[:, None] * Sigma * F[None, :]
+        return np.concatenate([-F * (H @ (mu - theta_star)), (-FHC - FHC.T + noise).ravel()])
+
+    y = _solve(rhs, np.concatenate([theta0, np.zeros(d * d)]), 0.0, times)
+    return y[:, :d], y[:, d:].reshape(-1, d, d)
+
+
+def _adam(H, theta_star, Sigma, c, precond, theta0, m0, times):
+    d = H.shape[0]
+    sigma0, c1, bias = c["sigma0"], c["c1"], c["bias_correction"]
+    noise = sigma0**2 * c1 * Sigma
+    dd = d * d
+
+    def gamma1(t):
+        return -np.expm1(-c1 * t) if bias else 1.0
+
+    def rhs(t, y):
+        F = precond(t)
+        r = c1 / gamma1(t)
+        mu, p = y[:d], y[d:2 * d]
+        C = y[2 * d:2 * d + dd].reshape(d, d)
+        R = y[2 * d + dd:2 * d + 2 * dd].reshape(d, d)
+        Q = y[2 * d + 2 * dd:].reshape(d, d)
+        FRt = F[:, None] * R.T
+        HR = H @ R
+        return np.concatenate([
+            -F * p,
+            r * (H @ (mu - theta_star) - p),
+            (-(FRt + FRt.T)).ravel(),
+            (r * (C @ H - F[:, None] * Q / c1 - R)).ravel(),
+            (c1 * (HR + HR.T) - c1 * Q + r * (noise - Q)).ravel()])
+
+    if bias:
+        t_start = 1e-14 / c1
+        p0 = H @ (theta0 - theta_star)
+        Q0 = noise
+        R0 = -precond(0.0)[:, None] * Q0 / c1
+    else:
+        t_start, p0, Q0, R0 = 0.0, m0, np.zeros((d, d)), np.zeros((d, d))
+    y = _solve(rhs, np.concatenate([theta0, p0, np.zeros(dd), R0.ravel(), Q0.ravel()]),
+               t_start, times)
+    g1 = np.array([gamma1(t) for t in times])[:, None]
+    mu, p = y[:, :d], y[:, d:2 * d]
+    C = y[:, 2 * d:2 * d + dd].reshape(-1, d, d)
+    Q = y[:, 2 * d + 2 * dd:].reshape(-1, d, d)
+    return mu, C, g1 * p, g1[:, :, None] * Q

@@ -1,0 +1,7 @@
+"""SDE models of optimizers (SPEC §3): state layouts and time maps in :mod:`.base`."""
+from .adam import adam_sde
+from .base import OptimizerSDE
+from .rmsprop import rmsprop_sde
+from .sgd import sgd_sde
+
+__all__ = ["OptimizerSDE", "adam_sde", "rmsprop_sde", "sgd_sde"]
