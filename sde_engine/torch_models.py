@@ -144,6 +144,8 @@ class QuadraticTorch:
 
     def __init__(self, problem, device="cpu", dtype=None):
         import torch
+        if hasattr(problem, "inner") and hasattr(problem, "r1"):
+            problem = problem.inner          # SVAG wrapper: same f and Σ
         if not all(hasattr(problem, a) for a in ("H", "theta_star", "sqrt_Sigma", "Sigma")):
             raise ValueError(
                 f"the torch backend has forms for quadratic problems only "

@@ -1,0 +1,270 @@
+"""Discrete SGD, RMSprop and Adam batched in torch: runs as the batch dimension.
+
+The torch counterpart of :func:`sde_engine.runner.run_optimizer`, for a GPU
+user who wants a whole weak-order study on the device. Each step k = 1..n of
+every run is (SPEC §2)::
+
+    g_k = ∇f(θ_{k−1}) + σ S ξ_k                 # quadratic problem, ξ of its noise family
+    state_k = update(k, g_k, state_{k−1})        # same equations as the Numba kernels
+
+:func:`torch_update` evaluates exactly the floating-point operations of the
+Numba ``update`` kernels (:mod:`sde_engine.optimizers`) in the same order, so
+on the same gradient and state (float64) one step gives bit-identical
+results. The random numbers come from a ``torch.Generator`` per chunk of runs
+(:mod:`solvers.torchsde_backend.batched`), so runs are not the Numba runs:
+statistics agree, paths do not.
+
+Problems: quadratic problems (:func:`sde_engine.problems.quadratic`, families
+``gaussian``, ``rademacher``, ``skewed``) and SVAG-wrapped quadratics
+(:func:`sde_engine.optimizers.svag.svag_problem`: g = r1·g1 + r2·g2 from two
+independent oracle calls, the second skipped when r2 = 0). Other problems are
+refused.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from . import validation as check
+from .optimizers.base import Optimizer
+from .optimizers.observables import observable_table
+from .problems.base import Problem
+from .solution import Solution
+from .torch_models import QuadraticTorch
+
+NOISE_FAMILIES = ("gaussian", "rademacher", "skewed")
+
+
+@njit(cache=True)
+def _power(beta, k):
+    """β^k exactly as the Numba kernels compute it (Numba's integer-exponent pow
+    differs from libm's ``math.pow`` in the last bit for some k)."""
+    return math.pow(beta, k)
+
+
+def _sgd(k, g, x, hyper):
+    return x - hyper[0] * g
+
+
+def _rmsprop(k, g, x, hyper):
+    import torch
+    lr, beta, eps = hyper[0], hyper[1], hyper[2]
+    c2 = 1.0 - _power(beta, k) if hyper[3] != 0.0 else 1.0
+    d = g.shape[1]
+    v = beta * x[:, d:] + (1.0 - beta) * g * g
+    theta = x[:, :d] - lr * g / (torch.sqrt(v / c2) + eps)
+    return torch.cat((theta, v), dim=1)
+
+
+def _adam(k, g, x, hyper):
+    import torch
+    lr, beta1, beta2, eps = hyper[0], hyper[1], hyper[2], hyper[3]
+    if hyper[4] != 0.0:
+        c1 = 1.0 - _power(beta1, k)
+        c2 = 1.0 - _power(beta2, k)
+    else:
+        c1 = 1.0
+        c2 = 1.0
+    d = g.shape[1]
+    m = beta1 * x[:, d:2 * d] + (1.0 - beta1) * g
+    v = beta2 * x[:, 2 * d:] + (1.0 - beta2) * g * g
+    theta = x[:, :d] - lr * (m / c1) / (torch.sqrt(v / c2) + eps)
+    return torch.cat((theta, m, v), dim=1)
+
+
+UPDATES = {"sgd": _sgd, "rmsprop": _rmsprop, "adam": _adam}
+
+
+def torch_update(optimizer, k, g, state):
+    """One step of ``optimizer`` on a batch: the torch form of its Numba ``update``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    k : int
+        Step number, ≥ 1 (bias corrections use it).
+    g : tensor, shape (n, d)
+        Gradient samples, one row per run.
+    state : tensor, shape (n, state_dim)
+        States after step k − 1, layout ``optimizer.blocks``.
+
+    Returns
+    -------
+    tensor, shape (n, state_dim)
+        States after step k.
+    """
+    try:
+        update = UPDATES[optimizer.name]
+    except KeyError:
+        raise ValueError(f"no torch update for optimizer {optimizer.name!r}; available: "
+                         f"{sorted(UPDATES)}") from None
+    return update(k, g, state, [float(h) for h in optimizer.hyper])
+
+
+class QuadraticOracleTorch:
+    """g = ∇f(θ) + σ S ξ on a batch of θ (n, d), ξ drawn from a torch generator.
+
+    ``r1, r2``: SVAG mixing weights (g = r1·g1 + r2·g2); (1, 0) for the plain oracle.
+    """
+
+    def __init__(self, problem, device, dtype):
+        r1, r2 = 1.0, 0.0
+        if hasattr(problem, "inner") and hasattr(problem, "r1"):
+            r1, r2, problem = problem.r1, problem.r2, problem.inner
+        if problem.noise not in NOISE_FAMILIES:
+            raise ValueError(f"the torch optimizers sample noise families {NOISE_FAMILIES}; "
+                             f"{problem.name!r} has noise {problem.noise!r}")
+        self.q = QuadraticTorch(problem, device, dtype)
+        self.family, self.sigma, self.r1, self.r2 = problem.noise, problem.noise_scale, r1, r2
+        self.dtype, self.device = self.q.H.dtype, self.q.H.device
+
+    def _xi(self, shape, gen):
+        import torch
+        if self.family == "gaussian":
+            return torch.randn(shape, generator=gen, dtype=self.dtype, device=self.device)
+        if self.family == "rademacher":
+            bits = torch.randint(0, 2, shape, generator=gen, device=self.device)
+            return (2 * bits - 1).to(self.dtype)
+        e = torch.empty(shape, dtype=self.dtype, device=self.device).exponential_(1.0,
+                                                                                  generator=gen)
+        return e - 1.0
+
+    def _one(self, theta, gen):
+        return self.q.grad(theta) + self.q.noise(self.sigma * self._xi(theta.shape, gen))
+
+    def __call__(self, theta, gen):
+        g = self._one(theta, gen)
+        if self.r2 != 0.0:
+            g = self.r1 * g + self.r2 * self._one(theta, gen)
+        return g
+
+    def loss(self, theta):
+        """f(θ) per row, shape (n,)."""
+        return 0.5 * ((theta - self.q.theta_star) * self.q.grad(theta)).sum(dim=1)
+
+
+def _named_observables(table, oracle):
+    """phi(k, x) evaluating an observable table of :mod:`sde_engine.optimizers.observables`."""
+    import torch
+
+    def phi(k, x):
+        cols = []
+        for kind, off, n in table:
+            block = x[:, off:off + n]
+            if kind == 0:
+                cols.append(block)
+            elif kind == 1:
+                cols.append(block * block)
+            elif kind == 2:
+                cols.append((block * block).sum(dim=1, keepdim=True))
+            else:
+                cols.append(oracle.loss(block)[:, None])
+        return torch.cat(cols, dim=1)
+    return phi
+
+
+def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=None,
+                        v0=None, record_steps=None, observables=None, save_runs=None,
+                        on_divergence="raise", device="cpu", dtype=None, chunk_runs=None):
+    """Run ``n_runs`` copies of ``optimizer`` on ``problem`` in torch, batched over runs.
+
+    Same arguments and :class:`Solution` as :func:`sde_engine.runner.run_optimizer`
+    except: ``observables`` is a name or list of names of
+    :data:`sde_engine.optimizers.observables.OBSERVABLES` or a torch function
+    ``phi(k, x) -> (n_runs, n_observables)`` (k the step, x the states
+    (n_runs, state_dim)); no ``run_offset``, ``n_threads`` or ``oracle`` (SVAG:
+    pass an SVAG-wrapped problem).
+
+    Extra parameters
+    ----------------
+    device : str or torch.device
+    dtype : {"float64", "float32"}, optional
+        Precision on the device (default float64).
+    chunk_runs : int, optional
+        Runs per batch (default 2**20); run i of chunk c draws from the
+        generator seeded from (seed, c).
+
+    Returns
+    -------
+    Solution
+        ``t`` (n_save,): SDE times k·η^p of the record steps; ``x``
+        (n_save, n_runs, state_dim) or None; ``mean``/``var`` or None;
+        ``info["steps"]``, ``info["labels"]``, ``info["backend"] == "torch"``.
+    """
+    from solvers.torchsde_backend import require_torch
+    require_torch()
+    import torch
+
+    from solvers.torchsde_backend.batched import resolve_device, resolve_dtype, run_batched
+
+    from .runner import _record_steps
+    from .simulate import DIVERGENCE_POLICIES, MAX_SAVED_BYTES, apply_divergence_policy
+
+    if not isinstance(problem, Problem):
+        raise ValueError(f"`problem` must be a sde_engine.problems.Problem, got {problem!r}")
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"`optimizer` must be an Optimizer (e.g. sde_engine.optimizers.adam("
+                         f"lr=...)), got {optimizer!r}")
+    if optimizer.name not in UPDATES:
+        raise ValueError(f"no torch update for optimizer {optimizer.name!r}; available: "
+                         f"{sorted(UPDATES)}")
+    n_steps = check.positive_int(n_steps, "n_steps")
+    n_runs = check.positive_int(n_runs, "n_runs")
+    seed = check.nonnegative_int(seed, "seed")
+    check.choice(on_divergence, "on_divergence", DIVERGENCE_POLICIES)
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    d = problem.dim
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    if theta0.shape not in ((d,), (n_runs, d)):
+        raise ValueError(f"`theta0` must have shape ({d},) or (n_runs, {d}) = ({n_runs}, {d}) "
+                         f"for {problem.name}, got shape {theta0.shape}")
+    state0 = optimizer.init(theta0, m0=m0, v0=v0)
+    state0 = state0.reshape(-1, state0.shape[-1])
+    steps = _record_steps(record_steps, n_steps)
+    oracle = QuadraticOracleTorch(problem, device, dtype)
+    x0 = torch.as_tensor(state0, dtype=dtype, device=device)
+    phi, labels = None, []
+    if callable(observables):
+        with torch.no_grad():
+            probe = observables(0, x0[:1])
+        if not torch.is_tensor(probe) or probe.dim() != 2 or probe.shape[0] != 1:
+            raise ValueError(f"`observables` must return a tensor (n_runs, n_observables), got "
+                             f"{getattr(probe, 'shape', type(probe).__name__)}")
+        phi, labels = observables, [f"observable[{i}]" for i in range(probe.shape[1])]
+    elif observables is not None:
+        table, labels = observable_table(observables, optimizer, d)
+        phi = _named_observables([tuple(int(v) for v in row) for row in table], oracle)
+    if save_runs is None:
+        save_runs = observables is None
+    if save_runs and len(steps) * n_runs * state0.shape[1] * 8 > MAX_SAVED_BYTES:
+        raise ValueError(
+            f"`save_runs` would store {len(steps)}x{n_runs}x{state0.shape[1]} float64 "
+            f"(> {MAX_SAVED_BYTES / 2**30:.0f} GiB); pass `observables` and save_runs=False")
+
+    update, hyper = UPDATES[optimizer.name], [float(h) for h in optimizer.hyper]
+
+    def make_advance(generator, batch):
+        def advance(x, k_from, k_to):
+            for k in range(k_from + 1, k_to + 1):
+                x = update(k, oracle(x[:, :d], generator), x, hyper)
+            return x
+        return advance
+
+    run = run_batched(x0, n_runs, n_steps=n_steps, save_steps=steps, seed=seed,
+                      make_advance=make_advance, time_of_step=lambda k: k, observables=phi,
+                      n_obs=len(labels), save_paths=bool(save_runs), chunk_paths=chunk_runs)
+    tau = optimizer.time_per_step
+    report, kept, (x_out,) = apply_divergence_policy(
+        run.diverged_step, 0, run.diverged_step * tau, on_divergence, (run.x,))
+    mean = var = None
+    if labels:
+        mean, var = run.mean, run.m2 / max(run.count - 1, 1)
+    return Solution(
+        t=steps * tau, x=x_out, mean=mean, var=var, n_used=run.count, diverged=report,
+        kept_paths=kept,
+        info=dict(steps=steps, time_per_step=tau, labels=labels, state_layout=optimizer.blocks,
+                  optimizer=optimizer.name, hyperparameters=dict(optimizer.hyperparameters),
+                  problem=problem.name, noise_scale=problem.noise_scale, dim=d,
+                  n_steps=n_steps, n_runs=n_runs, seed=seed, backend="torch",
+                  device=str(device), dtype=str(dtype).replace("torch.", ""),
+                  chunk_runs=chunk_runs))
