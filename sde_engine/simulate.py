@@ -1,12 +1,14 @@
 """``simulate``: the one entry point that integrates an SDE and picks a backend."""
 import contextlib
+import math
 import warnings
 
 import numba
 import numpy as np
 from numba import njit
 
-from solvers.driver import CHUNK_PATHS, make_driver, merge_chunk_statistics
+from solvers.driver import run_paths
+from solvers.sde_kernel import make_sde_driver
 from solvers.registry import SCHEMES, get_scheme
 
 from . import validation as check
@@ -117,52 +119,76 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         raise ValueError(
             f"`save_paths` would store {n_save}x{n_paths}x{sde.dim} float64 "
             f"(> {MAX_SAVED_BYTES / 2**30:.0f} GiB); pass `observables` and save_paths=False")
-    if n_threads is not None:
-        n_threads = check.positive_int(n_threads, "n_threads")
-        if n_threads > numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"`n_threads` must be at most {numba.config.NUMBA_NUM_THREADS}, "
-                             f"got {n_threads}")
+    n_threads = check_n_threads(n_threads)
     sde.probe(t0, x0[0])
     if n_obs:
         _probe_observables(obs_fn, n_obs, t0, x0[0], sde.params)
 
     run = _compiled_driver(sde, scheme, obs_fn, n_obs)
-    n_chunks = -(-n_paths // CHUNK_PATHS)
     m = sde.noise_dim
-    x_out = np.empty((n_save, n_paths if save_paths else 0, sde.dim))
-    w_out = np.empty((n_save, n_paths if save_brownian else 0, m))
-    chunk_mean = np.zeros((n_chunks, n_save, n_obs))
-    chunk_m2 = np.zeros((n_chunks, n_save, n_obs))
-    chunk_count = np.zeros(n_chunks, dtype=np.int64)
-    diverged_step = np.empty(n_paths, dtype=np.int64)
-    with _threads(n_threads):
-        run(x0, t0, dt, n_steps, refine, steps, sde.params, seed, path_offset, n_paths, m,
-            save_paths, save_brownian, x_out, w_out, chunk_mean, chunk_m2, chunk_count,
-            diverged_step)
+    setup = (t0, dt, refine, m, bool(save_brownian), math.sqrt(dt / refine))
+    with numba_threads(n_threads):
+        out = run_paths(run, x0, n_steps, steps, sde.params, setup, seed, path_offset,
+                        n_paths, n_obs, save_x=bool(save_paths),
+                        n_aux=m if save_brownian else 0)
+    report, kept, (x_out, w_out) = apply_divergence_policy(
+        out["diverged_step"], path_offset, t0 + out["diverged_step"] * dt, on_divergence,
+        (out["x"], out["aux"]))
+    mean = var = None
+    if n_obs:
+        mean = out["mean"]
+        var = out["m2"] / max(out["n_used"] - 1, 1)
+    return Solution(
+        t=times, x=x_out, mean=mean, var=var, n_used=out["n_used"],
+        diverged=report, W=w_out, kept_paths=kept,
+        info=dict(method=method, dt=dt, n_steps=n_steps, seed=seed, n_paths=n_paths,
+                  path_offset=path_offset, brownian_dt=dt / refine, backend=backend))
 
+
+def apply_divergence_policy(diverged_step, path_offset, diverged_times, on_divergence,
+                            arrays, stacklevel=3):
+    """Report non-finite paths and apply ``on_divergence`` to the saved arrays.
+
+    Parameters
+    ----------
+    diverged_step : ndarray of int, shape (n_paths,)
+        First non-finite step of each path, −1 for paths that stayed finite.
+    path_offset : int
+        Global index of path 0 (reports use global indices).
+    diverged_times : ndarray, shape (n_paths,)
+        The time of each path's ``diverged_step`` (only diverged entries are read).
+    on_divergence : {"raise", "warn", "drop"}
+    arrays : tuple of (ndarray of shape (n_save, n_paths, ...) or None)
+        Per-path saved arrays; with ``"drop"`` the diverged paths are removed.
+    stacklevel : int
+        Warning stack level (the caller of the public function).
+
+    Returns
+    -------
+    report : DivergenceReport
+    kept : ndarray of int or None
+        Kept path indices (local) after ``"drop"``, else None.
+    arrays : tuple
+        ``arrays``, with diverged paths removed under ``"drop"``.
+
+    Raises
+    ------
+    DivergenceError
+        When some path diverged and ``on_divergence="raise"``.
+    """
     bad = np.flatnonzero(diverged_step >= 0)
     report = DivergenceReport(paths=bad + path_offset, steps=diverged_step[bad],
-                              times=t0 + diverged_step[bad] * dt)
+                              times=diverged_times[bad])
     kept = None
     if len(report):
         if on_divergence == "raise":
             raise DivergenceError(report)
         if on_divergence == "warn":
-            warnings.warn(report.describe(), RuntimeWarning, stacklevel=2)
+            warnings.warn(report.describe(), RuntimeWarning, stacklevel=stacklevel)
         else:
             kept = np.flatnonzero(diverged_step < 0)
-            x_out = x_out[:, kept] if save_paths else x_out
-            w_out = w_out[:, kept] if save_brownian else w_out
-    mean = var = None
-    n_used = n_paths - len(report)
-    if n_obs:
-        mean, m2, n_used = merge_chunk_statistics(chunk_mean, chunk_m2, chunk_count)
-        var = m2 / max(n_used - 1, 1)
-    return Solution(
-        t=times, x=x_out if save_paths else None, mean=mean, var=var, n_used=int(n_used),
-        diverged=report, W=w_out if save_brownian else None, kept_paths=kept,
-        info=dict(method=method, dt=dt, n_steps=n_steps, seed=seed, n_paths=n_paths,
-                  path_offset=path_offset, brownian_dt=dt / refine, backend=backend))
+            arrays = tuple(None if a is None else a[:, kept] for a in arrays)
+    return report, kept, arrays
 
 
 def _compiled_driver(sde, scheme, obs_fn, n_obs):
@@ -170,7 +196,7 @@ def _compiled_driver(sde, scheme, obs_fn, n_obs):
     if key not in sde._compiled:
         step = scheme.make_step(sde)
         obs_jit = obs_fn if isinstance(obs_fn, numba.core.registry.CPUDispatcher) else njit(obs_fn)
-        sde._compiled[key] = make_driver(step, sde.noise == "diagonal", obs_jit, n_obs)
+        sde._compiled[key] = make_sde_driver(step, sde.noise == "diagonal", obs_jit)
     return sde._compiled[key]
 
 
@@ -187,8 +213,19 @@ def _probe_observables(fn, n_obs, t, x, params):
                          f"unset or non-finite at x0: {out}")
 
 
+def check_n_threads(n_threads):
+    """``None`` (Numba's setting) or a thread count within Numba's pool."""
+    if n_threads is not None:
+        n_threads = check.positive_int(n_threads, "n_threads")
+        if n_threads > numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"`n_threads` must be at most {numba.config.NUMBA_NUM_THREADS}, "
+                             f"got {n_threads}")
+    return n_threads
+
+
 @contextlib.contextmanager
-def _threads(n):
+def numba_threads(n):
+    """Run the block with ``n`` Numba threads (``None``: leave the setting alone)."""
     if n is None:
         yield
         return

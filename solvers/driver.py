@@ -1,81 +1,94 @@
-"""Integrate many independent paths of an SDE with a fixed-step scheme.
+"""Run many independent paths of a per-step kernel: the engine's one parallel loop.
 
-The driver is the only parallel loop in the engine. Paths are grouped in
-chunks of :data:`CHUNK_PATHS` (a constant, independent of the thread count);
-``prange`` runs over chunks and each chunk integrates its paths one after the
-other. Path ``p`` always uses the random stream ``(seed, path_offset + p)`` and
-each chunk writes only its own slots, so results are bit-identical for any
-number of threads, and a path's numbers do not depend on ``n_paths``.
+SDE paths (:mod:`solvers.sde_kernel`) and discrete optimizer runs
+(``sde_engine.runner``) share this loop; they differ only in the *path kernel*
+that advances one path by one step. Paths are grouped in chunks of
+:data:`CHUNK_PATHS` (a constant, independent of the thread count); ``prange``
+runs over chunks and each chunk advances its paths one after the other. Path
+``p`` always uses the random stream ``(seed, path_offset + p)`` and each chunk
+writes only its own slots, so results are bit-identical for any number of
+threads, and a path's numbers do not depend on ``n_paths``.
 
 Streaming statistics are per-chunk Welford accumulators (mean and M2) of the
 observables at the save steps; the caller merges chunks in chunk order
 (:func:`merge_chunk_statistics`), which fixes the floating-point reduction
 order too. A path whose state becomes non-finite stops; the step at which it
 did is recorded and the path contributes to no statistic.
+
+A path kernel is a :class:`PathKernel` of jitted functions (``inline="always"``
+where they run every step). ``setup`` is one value (usually a tuple of scalars
+and float64 arrays) handed unchanged to every function; ``work`` is whatever
+``new_work`` returns (scratch arrays, allocated once per chunk)::
+
+    new_work(dim, setup) -> work
+    start_path(work, setup)                        # before step 1 of each path
+    advance(k, x, rng, params, work, setup, x_new) # step k = 1..n_steps: x_{k-1} -> x_new
+    observe(k, x, params, work, setup, out)        # observables of the state after step k
+    record(work, setup, out)                       # auxiliary record at save steps (e.g. W)
+
+``rng`` is the path's :mod:`solvers.rng` stream (uint64, shape (4,)); it is the
+only source of randomness a kernel may use.
 """
 import math
+from typing import Callable, NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
-from .rng import next_normal, seed_stream
+from .rng import seed_stream
 
 CHUNK_PATHS = 1024
 
 
-def make_driver(step, diagonal, observables, n_observables):
-    """Compile the path loop for one scheme step and one observable function.
+class PathKernel(NamedTuple):
+    """The jitted functions that define one kind of path (see the module docstring)."""
+
+    new_work: Callable
+    start_path: Callable
+    advance: Callable
+    observe: Callable
+    record: Callable
+
+
+def make_driver(kernel):
+    """Compile the chunked path loop for one path kernel.
 
     Parameters
     ----------
-    step : numba dispatcher
-        ``step(t, dt, x, dW, params, work, x_new)`` from a scheme's ``make_step``.
-    diagonal : bool
-        Diagonal noise (diffusion shape (d,)) or general (shape (d, m)).
-    observables : numba dispatcher
-        ``observables(t, x, params, out)`` writing ``n_observables`` values.
-    n_observables : int
-        Number of values ``observables`` writes (0 for none).
+    kernel : PathKernel
+        What a path does per step, what it observes and records. The number
+        of observables is read from the statistics arrays at run time, so one
+        compiled loop serves any number.
 
     Returns
     -------
     run : numba dispatcher
         See the docstring of the inner function.
     """
-    n_obs = n_observables
+    new_work, start_path, advance = kernel.new_work, kernel.start_path, kernel.advance
+    observe, record = kernel.observe, kernel.record
 
     @njit(parallel=True)
-    def run(x0, t0, dt, n_steps, refine, save_steps, params, seed, path_offset,
-            n_paths, noise_dim, save_x, save_w, x_out, w_out,
-            obs_mean, obs_m2, obs_count, diverged_step):
-        """Integrate ``n_paths`` paths, writing into the preallocated outputs.
+    def run(x0, n_steps, save_steps, params, setup, seed, path_offset, n_paths,
+            save_x, save_aux, x_out, aux_out, obs_mean, obs_m2, obs_count, diverged_step):
+        """Advance ``n_paths`` paths, writing into the preallocated outputs.
 
-        x0 : (1 or n_paths, d); save_steps : (n_save,) sorted step indices;
-        x_out : (n_save, n_paths, d) when ``save_x``; w_out : (n_save, n_paths,
-        m) when ``save_w`` (the Brownian path W); obs_mean, obs_m2 :
-        (n_chunks, n_save, n_obs); obs_count : (n_chunks,) paths that finished
-        finite; diverged_step : (n_paths,) first non-finite step or -1.
+        x0 : (1 or n_paths, dim); save_steps : (n_save,) sorted step indices;
+        x_out : (n_save, n_paths, dim) when ``save_x``; aux_out : (n_save,
+        n_paths, n_aux) when ``save_aux`` (what ``record`` writes); obs_mean,
+        obs_m2 : (n_chunks, n_save, n_obs) with n_obs the number of values
+        ``observe`` writes (0: none); obs_count : (n_chunks,) paths that
+        finished finite; diverged_step : (n_paths,) first non-finite step or -1.
         """
         d = x0.shape[1]
-        m = noise_dim
         n_save = save_steps.shape[0]
+        n_obs = obs_mean.shape[2]
         n_chunks = (n_paths + CHUNK_PATHS - 1) // CHUNK_PATHS
-        sqrt_fine_dt = math.sqrt(dt / refine)
         per_path_x0 = x0.shape[0] > 1
         for c in prange(n_chunks):
             x = np.empty(d)
             x_new = np.empty(d)
-            dW = np.empty(m)
-            W = np.empty(m)
-            f = np.empty(d)
-            x_aux = np.empty(d)
-            if diagonal:
-                g = np.empty(d)
-                g_aux = np.empty(d)
-            else:
-                g = np.empty((d, m))
-                g_aux = np.empty((d, m))
-            work = (f, g, g_aux, x_aux)
+            work = new_work(d, setup)
             state = np.empty(4, dtype=np.uint64)
             phi = np.empty(max(n_obs, 1))
             path_obs = np.empty((n_save, max(n_obs, 1)))
@@ -85,25 +98,13 @@ def make_driver(step, diagonal, observables, n_observables):
             for p in range(first, last):
                 seed_stream(seed, path_offset + p, state)
                 x[:] = x0[p if per_path_x0 else 0]
-                W[:] = 0.0
+                start_path(work, setup)
                 k_save = 0
                 next_save = save_steps[0]
                 bad = -1
                 for k in range(n_steps + 1):
                     if k > 0:
-                        # fine-step-major order, so that any dt sharing
-                        # brownian_dt sees the same Brownian path
-                        for j in range(m):
-                            dW[j] = 0.0
-                        for _ in range(refine):
-                            for j in range(m):
-                                dW[j] += next_normal(state)
-                        for j in range(m):
-                            dW[j] *= sqrt_fine_dt
-                        if save_w:
-                            for j in range(m):
-                                W[j] += dW[j]
-                        step(t0 + (k - 1) * dt, dt, x, dW, params, work, x_new)
+                        advance(k, x, state, params, work, setup, x_new)
                         for i in range(d):
                             x[i] = x_new[i]
                             if not math.isfinite(x_new[i]):
@@ -113,10 +114,10 @@ def make_driver(step, diagonal, observables, n_observables):
                     while next_save == k:
                         if save_x:
                             x_out[k_save, p, :] = x
-                        if save_w:
-                            w_out[k_save, p, :] = W
+                        if save_aux:
+                            record(work, setup, aux_out[k_save, p])
                         if n_obs > 0:
-                            observables(t0 + k * dt, x, params, phi)
+                            observe(k, x, params, work, setup, phi)
                             path_obs[k_save, :] = phi[:n_obs]
                         k_save += 1
                         next_save = save_steps[k_save] if k_save < n_save else -1
@@ -124,8 +125,8 @@ def make_driver(step, diagonal, observables, n_observables):
                 if bad >= 0:
                     if save_x:
                         x_out[k_save:, p, :] = np.nan
-                    if save_w:
-                        w_out[k_save:, p, :] = np.nan
+                    if save_aux:
+                        aux_out[k_save:, p, :] = np.nan
                     continue
                 count += 1
                 for s in range(n_save):
@@ -136,6 +137,48 @@ def make_driver(step, diagonal, observables, n_observables):
             obs_count[c] = count
 
     return run
+
+
+def run_paths(run, x0, n_steps, save_steps, params, setup, seed, path_offset, n_paths,
+              n_observables, *, save_x, n_aux=0):
+    """Allocate the outputs, call a compiled ``run`` and merge its statistics.
+
+    Parameters
+    ----------
+    run : numba dispatcher
+        From :func:`make_driver`.
+    x0 : ndarray, shape (1 or n_paths, dim)
+        C-contiguous float64 initial states.
+    save_steps : ndarray of int64, shape (n_save,)
+        Sorted step indices to record.
+    n_aux : int
+        Length of the auxiliary record per path and save step (0: none).
+
+    Returns
+    -------
+    dict
+        ``x`` (n_save, n_paths, dim) or None, ``aux`` (n_save, n_paths, n_aux)
+        or None, ``mean`` and ``m2`` (n_save, n_observables) or None,
+        ``n_used`` (paths in the statistics), ``diverged_step`` (n_paths,)
+        with −1 for paths that stayed finite.
+    """
+    n_save = len(save_steps)
+    dim = x0.shape[1]
+    n_chunks = -(-n_paths // CHUNK_PATHS)
+    x_out = np.empty((n_save, n_paths if save_x else 0, dim))
+    aux_out = np.empty((n_save, n_paths if n_aux else 0, max(n_aux, 1)))
+    chunk_mean = np.zeros((n_chunks, n_save, n_observables))
+    chunk_m2 = np.zeros((n_chunks, n_save, n_observables))
+    chunk_count = np.zeros(n_chunks, dtype=np.int64)
+    diverged_step = np.empty(n_paths, dtype=np.int64)
+    run(x0, n_steps, save_steps, params, setup, seed, path_offset, n_paths, save_x,
+        n_aux > 0, x_out, aux_out, chunk_mean, chunk_m2, chunk_count, diverged_step)
+    mean = m2 = None
+    n_used = int(np.sum(diverged_step < 0))
+    if n_observables:
+        mean, m2, n_used = merge_chunk_statistics(chunk_mean, chunk_m2, chunk_count)
+    return dict(x=x_out if save_x else None, aux=aux_out if n_aux else None,
+                mean=mean, m2=m2, n_used=int(n_used), diverged_step=diverged_step)
 
 
 @njit(cache=True)

@@ -1,0 +1,84 @@
+"""The SDE path kernel: one step of a fixed-step scheme on Brownian increments.
+
+Plugs a scheme's ``step`` into the generic loop of :mod:`solvers.driver`.
+``setup = (t0, dt, refine, noise_dim, save_w, sqrt_fine_dt)``: step k runs
+from t0 + (k−1) dt to t0 + k dt on the increment ΔW made of ``refine`` fine
+increments of size dt/refine, summed in order (fine-step-major), so that runs
+with different dt and the same fine size see the same Brownian path.
+``record`` writes the Brownian path W (shape (noise_dim,)) when ``save_w``;
+``observe`` calls the user's ``observables(t, x, params, out)`` at
+t = t0 + k dt.
+"""
+from numba import njit
+import numpy as np
+
+from .driver import PathKernel, make_driver
+from .rng import next_normal
+
+
+def make_sde_kernel(step, diagonal, observables):
+    """Path kernel for a scheme step ``step(t, dt, x, dW, params, work, x_new)``.
+
+    Parameters
+    ----------
+    step : numba dispatcher
+        From a scheme's ``make_step``; its ``work`` is ``(f, g, g_aux, x_aux)``.
+    diagonal : bool
+        Diagonal noise (diffusion shape (d,)) or general (shape (d, m)).
+    observables : numba dispatcher
+        ``observables(t, x, params, out)``.
+
+    Returns
+    -------
+    PathKernel
+    """
+
+    @njit
+    def new_work(d, setup):
+        m = setup[3]
+        dW = np.empty(m)
+        W = np.empty(m)
+        f = np.empty(d)
+        x_aux = np.empty(d)
+        if diagonal:
+            g = np.empty(d)
+            g_aux = np.empty(d)
+        else:
+            g = np.empty((d, m))
+            g_aux = np.empty((d, m))
+        return dW, W, (f, g, g_aux, x_aux)
+
+    @njit(inline="always")
+    def start_path(work, setup):
+        work[1][:] = 0.0
+
+    @njit(inline="always")
+    def advance(k, x, rng, params, work, setup, x_new):
+        t0, dt, refine, m, save_w, sqrt_fine_dt = setup
+        dW, W, step_work = work
+        for j in range(m):
+            dW[j] = 0.0
+        for _ in range(refine):
+            for j in range(m):
+                dW[j] += next_normal(rng)
+        for j in range(m):
+            dW[j] *= sqrt_fine_dt
+        if save_w:
+            for j in range(m):
+                W[j] += dW[j]
+        step(t0 + (k - 1) * dt, dt, x, dW, params, step_work, x_new)
+
+    @njit(inline="always")
+    def observe(k, x, params, work, setup, out):
+        observables(setup[0] + k * setup[1], x, params, out)
+
+    @njit(inline="always")
+    def record(work, setup, out):
+        out[:] = work[1]
+
+    return PathKernel(new_work, start_path, advance, observe, record)
+
+
+def make_sde_driver(step, diagonal, observables):
+    """Compiled path loop (:func:`solvers.driver.make_driver`) for one SDE scheme step."""
+    return make_driver(make_sde_kernel(step, diagonal, observables))
