@@ -1,0 +1,233 @@
+"""What a discrete optimizer is: a pure (init, update) pair on a flat state array.
+
+Every optimizer of SPEC §2 keeps its state in one float64 vector made of
+blocks of length d (the dimension of θ), always θ first::
+
+    SGD      state = (θ,)          shape (d,)
+    RMSprop  state = (θ, v)        shape (2d,)
+    Adam     state = (θ, m, v)     shape (3d,)
+
+``update(k, g, state, hyper, out)`` is a Numba kernel (``inline="always"``):
+given the step number k = 1, 2, ... (bias corrections use it), the gradient
+sample g (d,), the state after step k − 1 and the hyperparameter vector
+``hyper``, it writes the state after step k into ``out`` and leaves ``state``
+untouched (pure). ``init`` (Python, once per run) builds the state at step 0.
+
+Adding an optimizer: write its ``update`` kernel and its constructor (which
+validates hyperparameters named as in ``torch.optim``), add one
+:class:`OptimizerSpec` to :data:`sde_engine.optimizers.registry.OPTIMIZERS`,
+its SDE to :mod:`sde_engine.models`, and one row to the table of
+``tests/test_optimizers.py``.
+"""
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Tuple
+
+import numpy as np
+
+from .. import validation as check
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """The registry entry of one optimizer family.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``"sgd"``, ``"rmsprop"``, ``"adam"``).
+    blocks : tuple of str
+        State layout: names of the length-d blocks, θ first.
+    update : numba dispatcher
+        ``update(k, g, state, hyper, out)``; see the module docstring.
+    hyper_names : tuple of str
+        What each entry of the ``hyper`` vector holds, in order.
+    time_exponent : int
+        SDE time per step is lr ** time_exponent (SPEC §3: 1 for SGD, t = kη;
+        2 for RMSprop and Adam, t = kη²).
+    description : str
+        The update equations in one line.
+    """
+
+    name: str
+    blocks: Tuple[str, ...]
+    update: Callable
+    hyper_names: Tuple[str, ...]
+    time_exponent: int
+    description: str = ""
+
+
+class Optimizer:
+    """An optimizer family with its hyperparameters fixed.
+
+    Build one with :func:`~sde_engine.optimizers.sgd`,
+    :func:`~sde_engine.optimizers.rmsprop`, :func:`~sde_engine.optimizers.adam`
+    or :func:`~sde_engine.optimizers.make_optimizer`; they validate the
+    hyperparameters.
+
+    Attributes
+    ----------
+    spec : OptimizerSpec
+    hyperparameters : dict
+        As passed, in ``torch.optim`` names (``lr``, ``beta``/``betas``,
+        ``eps``, ``bias_correction``).
+    hyper : ndarray, shape (n_hyper,)
+        The float64 vector the kernel reads (layout ``spec.hyper_names``).
+    """
+
+    def __init__(self, spec, hyperparameters, hyper):
+        self.spec = spec
+        self.hyperparameters = dict(hyperparameters)
+        self.hyper = np.ascontiguousarray(hyper, dtype=np.float64)
+        self.hyper.setflags(write=False)
+
+    @property
+    def name(self):
+        return self.spec.name
+
+    @property
+    def blocks(self):
+        """State layout, e.g. ``("theta", "m", "v")``."""
+        return self.spec.blocks
+
+    @property
+    def update(self):
+        """The jitted ``update(k, g, state, hyper, out)`` kernel."""
+        return self.spec.update
+
+    @property
+    def lr(self):
+        return float(self.hyperparameters["lr"])
+
+    @property
+    def time_per_step(self):
+        """SDE time of one step: η for SGD, η² for RMSprop and Adam (SPEC §3)."""
+        return self.lr ** self.spec.time_exponent
+
+    def state_dim(self, dim):
+        """Length of the state vector for θ of dimension ``dim``."""
+        return len(self.blocks) * dim
+
+    def block_slice(self, name, dim):
+        """Slice of block ``name`` (``"theta"``, ``"m"``, ``"v"``) in the state vector."""
+        if name not in self.blocks:
+            raise ValueError(f"{self.name} has no {name!r} in its state; its state is "
+                             f"{self.blocks}")
+        i = self.blocks.index(name)
+        return slice(i * dim, (i + 1) * dim)
+
+    def init(self, theta0, m0=None, v0=None):
+        """The state at step 0 (the ``init`` of the pair).
+
+        Parameters
+        ----------
+        theta0 : array_like, shape (d,) or (n, d)
+            Initial parameters, shared or one row per run.
+        m0, v0 : float or array_like of shape (d,), optional
+            Initial first and second moments (default 0, as ``torch.optim``).
+            ``v0`` must be ≥ 0. Only for optimizers that have that block.
+
+        Returns
+        -------
+        ndarray, shape (state_dim,) or (n, state_dim)
+        """
+        theta0 = np.asarray(theta0, dtype=np.float64)
+        if theta0.ndim not in (1, 2) or theta0.shape[-1] == 0:
+            raise ValueError(f"`theta0` must have shape (d,) or (n_runs, d), got {theta0.shape}")
+        if not np.all(np.isfinite(theta0)):
+            raise ValueError(f"`theta0` must be finite, got {theta0}")
+        d = theta0.shape[-1]
+        state = np.zeros(theta0.shape[:-1] + (self.state_dim(d),))
+        state[..., :d] = theta0
+        for name, value in (("m", m0), ("v", v0)):
+            if value is None:
+                continue
+            block = self.block_slice(name, d) if name in self.blocks else None
+            if block is None:
+                raise ValueError(f"`{name}0` given, but {self.name} has no {name!r} in its state "
+                                 f"{self.blocks}")
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.shape not in ((), (d,)):
+                raise ValueError(f"`{name}0` must be a number or have shape ({d},), got "
+                                 f"shape {arr.shape}")
+            if not np.all(np.isfinite(arr)) or (name == "v" and np.any(arr < 0)):
+                raise ValueError(f"`{name}0` must be finite{' and ≥ 0' if name == 'v' else ''}, "
+                                 f"got {value!r}")
+            state[..., block] = arr
+        return state
+
+    def step(self, k, g, state):
+        """One update in Python (tests, single runs): the state after step ``k``.
+
+        Parameters
+        ----------
+        k : int
+            Step number, ≥ 1.
+        g : array_like, shape (d,)
+            Gradient sample.
+        state : array_like, shape (state_dim,)
+
+        Returns
+        -------
+        ndarray, shape (state_dim,)
+        """
+        k = check.positive_int(k, "k")
+        g = np.ascontiguousarray(g, dtype=np.float64)
+        state = np.ascontiguousarray(state, dtype=np.float64)
+        if g.ndim != 1 or state.shape != (self.state_dim(g.shape[0]),):
+            raise ValueError(f"`state` must have shape ({self.state_dim(len(g))},) for a "
+                             f"gradient of shape {g.shape} ({self.blocks}), got {state.shape}")
+        out = np.empty_like(state)
+        self.update(k, g, state, self.hyper, out)
+        return out
+
+    def with_hyperparameters(self, **changes):
+        """The same optimizer with some hyperparameters replaced (validated again)."""
+        from .registry import make_optimizer
+        return make_optimizer(self.name, **{**self.hyperparameters, **changes})
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
+        return f"{self.name}({args})"
+
+    def __eq__(self, other):
+        return (isinstance(other, Optimizer) and other.spec is self.spec
+                and np.array_equal(other.hyper, self.hyper))
+
+    def __hash__(self):
+        return hash((self.name, self.hyper.tobytes()))
+
+
+# ---- hyperparameter checks (ValueError naming the argument, before any work) --------
+def check_lr(lr):
+    return check.positive_float(lr, "lr")
+
+
+def check_beta(value, name):
+    """A decay rate β in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_betas(betas):
+    """A pair (β1, β2), each in [0, 1)."""
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"`betas` must be a pair (beta1, beta2), got {betas!r}") from None
+    return check_beta(b1, "betas[0]"), check_beta(b2, "betas[1]")
+
+
+def check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (
+            math.isfinite(eps) and eps >= 0.0):
+        raise ValueError(f"`eps` must be a finite number ≥ 0, got {eps!r}")
+    return float(eps)
+
+
+def check_flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be True or False, got {value!r}")
+    return bool(value)
