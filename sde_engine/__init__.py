@@ -10,3 +10,7 @@ __all__ = [
     "SDE", "simulate", "Solution", "DivergenceError", "DivergenceReport",
     "gbm", "gbm_exact", "gbm_moments", "ornstein_uhlenbeck", "ou_moments", "__version__",
 ]
+
+from .runner import run_optimizer  # noqa: E402  (discrete optimizer runs, issue 3)
+
+__all__ += ["run_optimizer"]
