@@ -57,12 +57,13 @@ parameter array ``p`` (float64, shape (k,)), then call
                              noise="gaussian", noise_scale=0.5)
 
 The engine compiles the functions with ``numba.njit``, wraps them so that they
-receive your ``p`` (it keeps σ in front: ``problem.params = [σ, *p]``), builds
+receive your ``p``, builds
 ``stochastic_grad`` for the chosen family from ``grad`` and ``noise_sqrt``
 (g = ∇f + σ S ξ), and ``noise_diag`` from ``noise_sqrt`` unless you pass one.
-You may instead pass your own ``stochastic_grad(x, p, state, out)`` that draws
-from ``state`` with :mod:`solvers.rng` (e.g. real minibatch sampling); it then
-has to read σ itself, so it receives the full array ``[σ, *p]``.
+You may instead pass your own ``stochastic_grad(x, p, sigma, state, out)`` that
+draws from ``state`` with :mod:`solvers.rng` only (e.g. real minibatch
+sampling), with ``noise="custom"``. See :func:`custom_problem` for the rest.
+The problem's own ``params`` are ``[σ, family code, *p]``.
 """
 import math
 

@@ -1,0 +1,154 @@
+"""A :class:`Problem` from the user's own Numba-compilable functions.
+
+See the "Your own problem" section of :mod:`sde_engine.problems.base` for an
+example. Parameter layout of the resulting problem::
+
+    [σ, family code, *p]        (p: the user's parameter array)
+
+The user's functions receive ``p`` (a view ``params[2:]``).
+"""
+import functools
+
+import numpy as np
+from numba import njit
+
+from .. import validation as check
+from ..sde import jit_user_function
+from .base import NOISE_FAMILIES, Problem, draw_standardized, noise_family
+
+_HEAD = 2
+
+
+def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None,
+                   stochastic_grad=None, noise="gaussian", noise_scale=1.0):
+    """Build a problem from user functions (compiled with ``numba.njit``).
+
+    Parameters
+    ----------
+    name : str
+    dim : int
+        d, the dimension of θ.
+    params : array_like of float, shape (k,)
+        The user's parameters ``p`` handed to every function.
+    loss : callable
+        ``loss(x, p) -> float``.
+    grad : callable
+        ``grad(x, p, out)``: out (d,) = ∇f(x).
+    noise_sqrt : callable
+        ``noise_sqrt(x, p, out)``: out (d, d) = S(x) with S Sᵀ = Σ(x).
+    noise_diag : callable, optional
+        ``noise_diag(x, p, out)``: out (d,) = diag Σ(x); default: the squared
+        row norms of ``noise_sqrt``.
+    stochastic_grad : callable, optional
+        ``stochastic_grad(x, p, sigma, state, out)``: one oracle call drawing
+        from the :mod:`solvers.rng` stream ``state``. Default: g = ∇f + σ S ξ
+        with ξ of the family ``noise``.
+    noise : {"gaussian", "rademacher", "skewed"} or "custom"
+        Family of ξ for the default oracle; ``"custom"`` (required with your
+        own ``stochastic_grad``) labels a user oracle.
+    noise_scale : float
+        σ > 0.
+
+    Returns
+    -------
+    Problem
+    """
+    dim = check.positive_int(dim, "dim")
+    sigma = check.positive_float(noise_scale, "noise_scale")
+    if stochastic_grad is None:
+        family = noise_family(noise)
+    else:
+        if noise != "custom":
+            raise ValueError(f"`noise` must be 'custom' with your own `stochastic_grad`, "
+                             f"got {noise!r} (the families {NOISE_FAMILIES} use the default "
+                             f"oracle)")
+        family = -1
+    user = np.asarray(params if params is not None else [], dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(user)):
+        raise ValueError(f"`params` must be finite, got {user}")
+    for fn, label in ((loss, "loss"), (grad, "grad"), (noise_sqrt, "noise_sqrt")):
+        if not callable(fn):
+            raise ValueError(f"`{label}` must be a function, got {fn!r}")
+    kernels = _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad)
+    problem = Problem(name=name, dim=dim, params=np.concatenate([[sigma, family], user]),
+                      noise=noise, **kernels)
+    _probe(problem)
+    return problem
+
+
+def _probe(problem):
+    """Call the wrapped kernels once at θ = 0 so that a shape error surfaces here."""
+    x = np.zeros(problem.dim)
+    try:
+        g = problem.grad_at(x)
+        s = problem.noise_sqrt_at(x)
+        diag = np.empty(problem.dim)
+        problem.noise_diag(x, problem.params, diag)
+        loss = problem.loss_at(x)
+    except Exception as exc:
+        raise ValueError(f"a function of the custom problem failed at θ = 0 with dim = "
+                         f"{problem.dim}: {type(exc).__name__}: {exc}") from exc
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(s)) and np.all(np.isfinite(diag))
+            and np.isfinite(loss)):
+        raise ValueError(f"the custom problem's functions must give finite values at θ = 0; "
+                         f"got grad {g}, noise_sqrt {s}, noise_diag {diag}, loss {loss}")
+
+
+@functools.lru_cache(maxsize=None)
+def _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad):
+    """Kernels of the protocol around user functions; compiled once per function set."""
+    user_loss = jit_user_function(loss, "loss")[1]
+    user_grad = jit_user_function(grad, "grad")[1]
+    user_sqrt = jit_user_function(noise_sqrt, "noise_sqrt")[1]
+
+    @njit
+    def loss_k(x, params):
+        return user_loss(x, params[_HEAD:])
+
+    @njit(inline="always")
+    def grad_k(x, params, out):
+        user_grad(x, params[_HEAD:], out)
+
+    @njit(inline="always")
+    def sqrt_k(x, params, out):
+        user_sqrt(x, params[_HEAD:], out)
+
+    if noise_diag is None:
+        @njit(inline="always")
+        def diag_k(x, params, out):
+            d = x.shape[0]
+            s = np.empty((d, d))
+            user_sqrt(x, params[_HEAD:], s)
+            for i in range(d):
+                acc = 0.0
+                for j in range(d):
+                    acc += s[i, j] * s[i, j]
+                out[i] = acc
+    else:
+        user_diag = jit_user_function(noise_diag, "noise_diag")[1]
+
+        @njit(inline="always")
+        def diag_k(x, params, out):
+            user_diag(x, params[_HEAD:], out)
+
+    if stochastic_grad is None:
+        @njit(inline="always")
+        def oracle_k(x, params, state, out):
+            d = x.shape[0]
+            s = np.empty((d, d))
+            user_grad(x, params[_HEAD:], out)
+            user_sqrt(x, params[_HEAD:], s)
+            family = int(params[1])
+            for j in range(d):
+                xi = params[0] * draw_standardized(family, state)
+                for i in range(d):
+                    out[i] += s[i, j] * xi
+    else:
+        user_oracle = jit_user_function(stochastic_grad, "stochastic_grad")[1]
+
+        @njit(inline="always")
+        def oracle_k(x, params, state, out):
+            user_oracle(x, params[_HEAD:], params[0], state, out)
+
+    return dict(loss=loss_k, grad=grad_k, stochastic_grad=oracle_k, noise_sqrt=sqrt_k,
+                noise_diag=diag_k)
