@@ -14,3 +14,8 @@ __all__ = [
 from .runner import run_optimizer  # noqa: E402  (discrete optimizer runs, issue 3)
 
 __all__ += ["run_optimizer"]
+
+from .models import adam_sde, rmsprop_sde, sgd_sde  # noqa: E402  (optimizer SDEs, issue 3)
+from .problems import quadratic  # noqa: E402
+
+__all__ += ["adam_sde", "rmsprop_sde", "sgd_sde", "quadratic"]
