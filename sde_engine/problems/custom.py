@@ -69,29 +69,39 @@ def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None
     for fn, label in ((loss, "loss"), (grad, "grad"), (noise_sqrt, "noise_sqrt")):
         if not callable(fn):
             raise ValueError(f"`{label}` must be a function, got {fn!r}")
+    _probe(dim, user, loss, grad, noise_sqrt, noise_diag)
     kernels = _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad)
-    problem = Problem(name=name, dim=dim, params=np.concatenate([[sigma, family], user]),
-                      noise=noise, **kernels)
-    _probe(problem)
-    return problem
+    return Problem(name=name, dim=dim, params=np.concatenate([[sigma, family], user]),
+                   noise=noise, **kernels)
 
 
-def _probe(problem):
-    """Call the wrapped kernels once at θ = 0 so that a shape error surfaces here."""
-    x = np.zeros(problem.dim)
+def _probe(dim, user, loss, grad, noise_sqrt, noise_diag):
+    """Call the user's Python functions once at θ = 0 on outputs of the declared shapes.
+
+    Compiled code does not check bounds, so shape errors are caught here, in
+    plain Python, before anything is compiled.
+    """
+    x = np.zeros(dim)
+    outputs = [("grad", grad, np.full(dim, np.nan)),
+               ("noise_sqrt", noise_sqrt, np.full((dim, dim), np.nan))]
+    if noise_diag is not None:
+        outputs.append(("noise_diag", noise_diag, np.full(dim, np.nan)))
+    for label, fn, out in outputs:
+        try:
+            getattr(fn, "py_func", fn)(x, user, out)
+        except Exception as exc:
+            raise ValueError(f"`{label}` failed at θ = 0 writing an output of shape {out.shape} "
+                             f"(dim = {dim}): {type(exc).__name__}: {exc}") from exc
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"`{label}` left entries of its output (shape {out.shape}) unset or "
+                             f"non-finite at θ = 0: {out}")
     try:
-        g = problem.grad_at(x)
-        s = problem.noise_sqrt_at(x)
-        diag = np.empty(problem.dim)
-        problem.noise_diag(x, problem.params, diag)
-        loss = problem.loss_at(x)
+        value = float(getattr(loss, "py_func", loss)(x, user))
     except Exception as exc:
-        raise ValueError(f"a function of the custom problem failed at θ = 0 with dim = "
-                         f"{problem.dim}: {type(exc).__name__}: {exc}") from exc
-    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(s)) and np.all(np.isfinite(diag))
-            and np.isfinite(loss)):
-        raise ValueError(f"the custom problem's functions must give finite values at θ = 0; "
-                         f"got grad {g}, noise_sqrt {s}, noise_diag {diag}, loss {loss}")
+        raise ValueError(f"`loss` failed at θ = 0 (dim = {dim}): {type(exc).__name__}: "
+                         f"{exc}") from exc
+    if not np.isfinite(value):
+        raise ValueError(f"`loss` must be finite at θ = 0, got {value}")
 
 
 @functools.lru_cache(maxsize=None)
