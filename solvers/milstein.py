@@ -25,7 +25,7 @@ def make_step(sde):
     has_derivative = diffusion_dx is not None
 
     if has_derivative:
-        @njit
+        @njit(inline="always")
         def step(t, dt, x, dW, params, work, x_new):
             f, g, dg = work[0], work[1], work[2]
             drift(t, x, params, f)
@@ -35,7 +35,7 @@ def make_step(sde):
                 x_new[i] = (x[i] + f[i] * dt + g[i] * dW[i]
                             + 0.5 * g[i] * dg[i] * (dW[i] * dW[i] - dt))
     else:
-        @njit
+        @njit(inline="always")
         def step(t, dt, x, dW, params, work, x_new):
             f, g, g_support, x_support = work[0], work[1], work[2], work[3]
             drift(t, x, params, f)
