@@ -144,3 +144,45 @@ def test_oracle_noise_scale_round_trip(skewed_quadratic):
     assert w.inner.noise_scale == pytest.approx(0.7)
     with pytest.raises(ValueError, match="r1"):
         svag_problem(skewed_quadratic, 0.6, 0.6)
+
+
+# ---- SVAG runs -------------------------------------------------------------------------
+from sde_engine.optimizers import adam, rmsprop, sgd  # noqa: E402
+from sde_engine.optimizers.svag import run_svag  # noqa: E402
+from sde_engine.runner import run_optimizer  # noqa: E402
+
+
+def test_ell_one_keeps_every_beta_bitwise():
+    for b in (0.3, 0.1, 0.7, 0.123456789):
+        assert svag_adaptive(1, lr=0.1, beta=b).hyper["beta"] == b
+
+
+# one compiled driver per (problem, optimizer) pair costs tens of seconds: Adam in the fast
+# tier, the other optimizers in the slow one
+@pytest.mark.parametrize("make", [
+    lambda: adam(lr=0.2, betas=(0.3, 0.7), eps=0.05),
+    pytest.param(lambda: rmsprop(lr=0.3, beta=0.6, eps=0.1), marks=pytest.mark.slow),
+    pytest.param(lambda: sgd(lr=0.1), marks=pytest.mark.slow)])
+def test_run_svag_ell_one_is_the_plain_run(skewed_quadratic, make):
+    opt = make()
+    kw = dict(theta0=[1.0, -0.5], n_steps=7, n_runs=40, seed=5, record_steps=[0, 3, 7])
+    if opt.name != "sgd":
+        kw["v0"] = 0.25
+    plain = run_optimizer(skewed_quadratic, opt, **kw)
+    svag = run_svag(skewed_quadratic, opt, 1, **kw)
+    np.testing.assert_array_equal(svag.x, plain.x)
+    np.testing.assert_array_equal(svag.t, plain.t)
+    assert svag.info["svag"]["step_factor"] == 1
+
+
+def test_run_svag_steps_and_times(skewed_quadratic):
+    opt = adam(lr=0.4, betas=(0.84, 0.96), eps=0.25)
+    sol = run_svag(skewed_quadratic, opt, 2, [1.0, -0.5], 5, 3, record_steps=[0, 2, 5], v0=1.0,
+                   seed=1)
+    np.testing.assert_array_equal(sol.info["steps"], [0, 8, 20])
+    np.testing.assert_allclose(sol.t, np.array([0, 2, 5]) * 0.4**2, rtol=1e-14)
+    hp = sol.info["hyperparameters"]
+    assert hp["lr"] == pytest.approx(0.2) and hp["eps"] == pytest.approx(0.5)
+    assert hp["betas"] == pytest.approx((0.96, 0.99))
+    # u0 = v0/σ² is kept: v0 scaled by A = ℓ² = 4
+    np.testing.assert_allclose(sol.x[0, :, 4:], 4.0)

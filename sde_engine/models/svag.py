@@ -127,11 +127,15 @@ def svag_adaptive(ell, *, lr, betas=None, beta=None, eps=0.0):
     sq = ell * ell
     factor = _whole(sq, "ell**2", ell)
     hyper = {"lr": lr / ell}
+
+    def shrink(b):   # 1 − (1 − β) is not always β in floating point: keep ℓ = 1 exact
+        return b if factor == 1 else 1.0 - (1.0 - b) / sq
+
     if betas is not None:
         b1, b2 = _betas_pair(betas)
-        hyper["betas"] = (1.0 - (1.0 - b1) / sq, 1.0 - (1.0 - b2) / sq)
+        hyper["betas"] = (shrink(b1), shrink(b2))
     else:
-        hyper["beta"] = 1.0 - (1.0 - _beta(beta, "beta")) / sq
+        hyper["beta"] = shrink(_beta(beta, "beta"))
     hyper["eps"] = eps * ell
     r1, r2 = svag_weights(sq)
     return SVAGSetting(ell, hyper, r1, r2, factor)

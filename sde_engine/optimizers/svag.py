@@ -27,7 +27,10 @@ import numpy as np
 from numba import njit
 
 from .. import validation as check
+from ..models.svag import svag_transform
 from ..problems.base import Problem
+from ..runner import run_optimizer
+from .base import Optimizer
 
 _HEAD = 3
 
@@ -138,3 +141,72 @@ def svag_problem(problem, r1, r2):
         noise_sqrt=sqrt_, noise_diag=diag, constant_noise=problem.constant_noise)
     wrapped._inner = problem
     return wrapped
+
+
+def svag_setting(optimizer, ell):
+    """The :class:`~sde_engine.models.svag.SVAGSetting` of ``optimizer`` at ``ell``.
+
+    The SGD form for ``sgd``, the adaptive form for ``rmsprop`` and ``adam``;
+    ``bias_correction`` is kept as it is.
+    """
+    hyper = {k: v for k, v in optimizer.hyperparameters.items() if k != "bias_correction"}
+    return svag_transform(optimizer.name, ell, **hyper)
+
+
+def run_svag(problem, optimizer, ell, theta0, n_steps, n_runs, *, record_steps=None, m0=None,
+             v0=None, **run_kwargs):
+    """Run SVAG with parameter ℓ for the SDE time of ``n_steps`` steps of ``optimizer``.
+
+    Builds the transformed optimizer (SPEC §6), wraps ``problem`` with
+    :func:`svag_problem` and calls :func:`sde_engine.runner.run_optimizer` for
+    ``n_steps · F`` steps (F = ℓ for SGD, ℓ² for RMSprop/Adam), recording at
+    ``record_steps · F``, which are the same SDE times as ``record_steps`` of
+    the original run. Since σ grows by √A (A = r1² + r2²) and the SDE state is
+    u = v/σ², the initial second moment is scaled to ``A · v0`` so that u0 is
+    the same; m0 is unchanged.
+
+    Parameters
+    ----------
+    problem : Problem
+        Any problem (synthetic noise or real minibatches): only its oracle is used.
+    optimizer : Optimizer
+        The original algorithm (ℓ = 1), e.g. ``sde_engine.optimizers.adam(lr=...)``.
+    ell : float
+        ℓ ≥ 1 (ℓ, resp. ℓ², a whole number).
+    theta0, n_runs, m0 : as in :func:`~sde_engine.runner.run_optimizer`.
+    n_steps : int
+        Length in steps of the *original* algorithm.
+    record_steps : array_like of int, optional
+        Record points in steps of the original algorithm (default ``(0, n_steps)``).
+    v0 : float or array_like, optional
+        Initial v of the original algorithm (scaled by A here).
+    **run_kwargs
+        ``seed``, ``observables``, ``n_observables``, ``save_runs``,
+        ``on_divergence``, ``run_offset``, ``n_threads`` of ``run_optimizer``.
+
+    Returns
+    -------
+    Solution
+        As ``run_optimizer``'s: ``t`` are SDE times; ``info["steps"]`` the SVAG
+        steps; ``info["svag"]`` holds ``ell, r1, r2, step_factor`` and
+        ``base_steps`` (the record steps in original units). With ℓ = 1 the
+        numbers equal those of ``run_optimizer(problem, optimizer, ...)``.
+    """
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"`optimizer` must be an Optimizer, got {optimizer!r}")
+    setting = svag_setting(optimizer, ell)
+    n_steps = check.positive_int(n_steps, "n_steps")
+    factor = setting.step_factor
+    base_steps = np.array([0, n_steps]) if record_steps is None else np.asarray(record_steps)
+    if base_steps.dtype.kind not in "iu":
+        raise ValueError(f"`record_steps` must be integer steps, got {record_steps!r}")
+    if v0 is not None and optimizer.name != "sgd":
+        v0 = setting.variance_factor * np.asarray(v0, dtype=np.float64)
+    mixed = svag_problem(problem, setting.r1, setting.r2)
+    transformed = optimizer.with_hyperparameters(**setting.hyper)
+    sol = run_optimizer(mixed, transformed, theta0, n_steps * factor, n_runs,
+                        record_steps=base_steps * factor, m0=m0, v0=v0, **run_kwargs)
+    sol.info["svag"] = dict(ell=setting.ell, r1=setting.r1, r2=setting.r2, step_factor=factor,
+                            base_steps=base_steps.astype(np.int64),
+                            base_hyperparameters=dict(optimizer.hyperparameters))
+    return sol
