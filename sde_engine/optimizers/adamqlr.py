@@ -109,8 +109,9 @@ def qlr_damping(damping, rho, omega_dec, omega_inc, damping_min):
 
 @njit(parallel=True)
 def _adamqlr_paths(loss, grad, stochastic_grad, curvature_vp, noisy, params, x0, n_steps,
-                   seed, hyper, x_out, record):
-    """x0 (n_paths, d); x_out (n_paths, d); record (n_paths, n_steps, len(FIELDS))."""
+                   seed, hyper, x_out, record, save_path, path_out):
+    """x0 (n_paths, d); x_out (n_paths, d); record (n_paths, n_steps, len(FIELDS));
+    path_out (n_paths, n_steps + 1, d) filled when ``save_path``."""
     n_paths, d = x_out.shape
     b1 = hyper[_B1]
     b2 = hyper[_B2]
@@ -125,6 +126,8 @@ def _adamqlr_paths(loss, grad, stochastic_grad, curvature_vp, noisy, params, x0,
         dv = np.empty(d)
         cd = np.empty(d)
         lam = hyper[_LAM0]
+        if save_path:
+            path_out[p, 0, :] = x
         for k in range(1, n_steps + 1):
             f0 = loss(x, params)
             if noisy:
@@ -159,6 +162,8 @@ def _adamqlr_paths(loss, grad, stochastic_grad, curvature_vp, noisy, params, x0,
             rec[_GTD] = gtd
             rec[_DCD] = dcd
             lam = qlr_damping(lam, rho, hyper[_DEC], hyper[_INC], hyper[_LMIN])
+            if save_path:
+                path_out[p, k, :] = x
         x_out[p, :] = x
 
 
@@ -220,6 +225,8 @@ class AdamQLRResult:
         f(θ_k), k = 0..n_steps.
     alpha, damping, rho, gtd, dcd : ndarray, shape (n_paths, n_steps)
         Per step k = 1..n_steps: α, λ used by the step, ρ, gᵀd, dᵀCd.
+    path : ndarray, shape (n_paths, n_steps + 1, d), or None
+        θ_k, k = 0..n_steps, when the run was asked to ``save_path``.
     """
     x: np.ndarray
     loss: np.ndarray
@@ -228,11 +235,12 @@ class AdamQLRResult:
     rho: np.ndarray
     gtd: np.ndarray
     dcd: np.ndarray
+    path: np.ndarray = None
 
 
 def adamqlr_run(problem, x0, n_steps, *, n_paths=1, seed=0, noisy=True, curvature="hessian",
                 betas=(0.9, 0.999), eps=1e-8, damping=1e-3, omega_dec=0.5, omega_inc=2.0,
-                alpha_max=None, damping_min=1e-8):
+                alpha_max=None, damping_min=1e-8, save_path=False):
     """Run AdamQLR ``n_paths`` times independently on ``problem`` (equations: module docstring).
 
     Parameters
@@ -250,6 +258,8 @@ def adamqlr_run(problem, x0, n_steps, *, n_paths=1, seed=0, noisy=True, curvatur
     curvature : {"hessian", "gauss_newton"}
     betas, eps, damping, omega_dec, omega_inc, alpha_max, damping_min
         As :class:`~sde_engine.optimizers.adamqlr_torch.AdamQLR`; ``damping`` is λ0.
+    save_path : bool
+        Keep every iterate (memory n_paths·(n_steps+1)·d floats).
 
     Returns
     -------
@@ -258,8 +268,9 @@ def adamqlr_run(problem, x0, n_steps, *, n_paths=1, seed=0, noisy=True, curvatur
     n_steps = check.positive_int(n_steps, "n_steps")
     n_paths = check.positive_int(n_paths, "n_paths")
     seed = check.nonnegative_int(seed, "seed")
-    if not isinstance(noisy, bool):
-        raise ValueError(f"`noisy` must be a bool, got {noisy!r}")
+    for flag, name in ((noisy, "noisy"), (save_path, "save_path")):
+        if not isinstance(flag, bool):
+            raise ValueError(f"`{name}` must be True or False, got {flag!r}")
     hp = check_hyperparameters(betas, eps, damping, omega_dec, omega_inc, alpha_max, damping_min)
     product = curvature_product(problem, curvature)
     x0 = np.ascontiguousarray(np.broadcast_to(
@@ -268,9 +279,11 @@ def adamqlr_run(problem, x0, n_steps, *, n_paths=1, seed=0, noisy=True, curvatur
                       hp["omega_dec"], hp["omega_inc"], hp["alpha_max"], hp["damping_min"]])
     x_out = np.empty((n_paths, problem.dim))
     record = np.empty((n_paths, n_steps, len(FIELDS)))
+    path = np.empty((n_paths, n_steps + 1, problem.dim) if save_path else (0, 0, 0))
     _adamqlr_paths(problem.loss, problem.grad, problem.stochastic_grad, product, noisy,
-                   problem.params, x0, n_steps, seed, hyper, x_out, record)
+                   problem.params, x0, n_steps, seed, hyper, x_out, record, save_path, path)
     loss = np.concatenate([record[:, :, _F0], record[:, -1:, _F1]], axis=1)
     return AdamQLRResult(x=x_out, loss=loss, alpha=record[:, :, _ALPHA].copy(),
                          damping=record[:, :, _LAM].copy(), rho=record[:, :, _RHO].copy(),
-                         gtd=record[:, :, _GTD].copy(), dcd=record[:, :, _DCD].copy())
+                         gtd=record[:, :, _GTD].copy(), dcd=record[:, :, _DCD].copy(),
+                         path=path if save_path else None)

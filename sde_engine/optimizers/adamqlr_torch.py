@@ -26,13 +26,13 @@ both times.
 Curvature (``curvature=``)
     ``"gauss_newton"`` (default): dᵀCd = uᵀ H_out u with u = J d from one
     ``torch.func.jvp`` through ``model_fn`` and H_out the Hessian of
-    ``loss_fn`` with respect to the outputs (a second, output-sized JVP of
-    ``torch.func.grad(loss_fn)``; cheap). This is the exact generalised
+    ``loss_fn`` with respect to the outputs (double backward through
+    ``loss_fn`` alone; cheap). This is the exact generalised
     Gauss–Newton matrix of the given loss: for a batch-mean squared error
     ½‖y_i − t_i‖² it is the batch mean of ‖J_i d‖², for softmax cross-entropy
     the batch mean of (J_i d)ᵀ(diag p_i − p_i p_iᵀ)(J_i d) (the Fisher).
-    ``"hessian"``: dᵀHd from ``torch.func.jvp`` of ``torch.func.grad`` of the
-    whole loss (forward-over-reverse); may be negative.
+    ``"hessian"``: dᵀHd from ``torch.func.vjp`` of ``torch.func.grad`` of the
+    whole loss (reverse-over-reverse; H is symmetric); may be negative.
 """
 from .adamqlr import check_hyperparameters, qlr_alpha, qlr_damping, qlr_rho
 from ..validation import choice
@@ -131,38 +131,36 @@ def _make_optimizer_class():
             with torch.enable_grad():
                 loss = closure()
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
-            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
             f0 = float(loss.detach())
+            # one flat vector for g, m, v and d: a few tensor ops per step whatever the
+            # number of parameter tensors
+            g = torch.cat([(torch.zeros_like(p) if gr is None else gr).reshape(-1)
+                           for p, gr in zip(params, grads)])
 
             gstate = self.state[params[0]]
             if "step" not in gstate:
                 gstate["step"] = 0
                 gstate["damping"] = group["damping"]
+                gstate["exp_avg"] = torch.zeros_like(g)
+                gstate["exp_avg_sq"] = torch.zeros_like(g)
             k = gstate["step"] + 1
             b1, b2 = group["betas"]
-            eps = group["eps"]
-            directions = []
             with torch.no_grad():
-                for p, g in zip(params, grads):
-                    st = self.state[p]
-                    if "exp_avg" not in st:
-                        st["exp_avg"] = torch.zeros_like(p)
-                        st["exp_avg_sq"] = torch.zeros_like(p)
-                    m, v = st["exp_avg"], st["exp_avg_sq"]
-                    m.mul_(b1).add_(g, alpha=1.0 - b1)
-                    v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-                    d = (m / (1.0 - b1 ** k)) / ((v / (1.0 - b2 ** k)).sqrt() + eps)
-                    directions.append(d)
-                gtd = float(sum((g * d).sum() for g, d in zip(grads, directions)))
-                dtd = float(sum((d * d).sum() for d in directions))
+                m, v = gstate["exp_avg"], gstate["exp_avg_sq"]
+                m.mul_(b1).add_(g, alpha=1.0 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+                d = (m / (1.0 - b1 ** k)) / ((v / (1.0 - b2 ** k)).sqrt() + group["eps"])
+                gtd = float(g @ d)
+                dtd = float(d @ d)
+            directions = [t.view_as(p) for t, p in zip(d.split([p.numel() for p in params]),
+                                                       params)]
 
             dcd = float(self._curvature(group["curvature"], params, directions, model_fn, loss_fn))
             lam = gstate["damping"]
             alpha, a = qlr_alpha(gtd, dcd, dtd, lam, group["alpha_max"])
             alpha, a = float(alpha), float(a)
             with torch.no_grad():
-                for p, d in zip(params, directions):
-                    p.sub_(d, alpha=alpha)
+                torch._foreach_add_(params, directions, alpha=-alpha)
                 f1 = float(closure().detach())
             rho = float(qlr_rho(f0, f1, alpha, a, gtd))
             new_lam = float(qlr_damping(lam, rho, group["omega_dec"], group["omega_inc"],
@@ -180,14 +178,22 @@ def _make_optimizer_class():
             tangents = tuple(directions)
             if kind == "gauss_newton":
                 outputs, u = torch.func.jvp(model_fn, primals, tangents)
-                _, hu = torch.func.jvp(torch.func.grad(loss_fn), (outputs.detach(),), (u,))
+                # H_out u by double backward on the (small) outputs: plain autograd has far
+                # less overhead here than a torch.func transform of grad(loss_fn)
+                out = outputs.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    (g_out,) = torch.autograd.grad(loss_fn(out), out, create_graph=True)
+                    if not g_out.requires_grad:   # loss linear in the outputs: H_out = 0
+                        return torch.zeros(())
+                    (hu,) = torch.autograd.grad(g_out, out, grad_outputs=u)
                 return (u * hu).sum()
 
             def full_loss(*p):
                 return loss_fn(model_fn(*p))
 
             argnums = tuple(range(len(primals)))
-            _, hd = torch.func.jvp(torch.func.grad(full_loss, argnums=argnums), primals, tangents)
+            _, pullback = torch.func.vjp(torch.func.grad(full_loss, argnums=argnums), *primals)
+            hd = pullback(tangents)
             return sum((d * h).sum() for d, h in zip(directions, hd))
 
     return AdamQLR
