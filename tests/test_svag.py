@@ -186,3 +186,29 @@ def test_run_svag_steps_and_times(skewed_quadratic):
     assert hp["betas"] == pytest.approx((0.96, 0.99))
     # u0 = v0/σ² is kept: v0 scaled by A = ℓ² = 4
     np.testing.assert_allclose(sol.x[0, :, 4:], 4.0)
+
+
+def test_oracle_on_real_minibatches():
+    """SVAG needs only gradient samples: on logistic regression with minibatches of B,
+    the mixed oracle has mean ∇f and covariance A·Σ(θ)/B (Σ the exact per-example
+    covariance), within 4 standard errors; ℓ = 1 is the plain oracle."""
+    from sde_engine.problems import logistic_regression, synthetic_regression
+
+    X, y, _ = synthetic_regression(60, 2, kind="logistic", seed=4)
+    p = logistic_regression(X, y, batch_size=4)
+    x = np.array([0.2, -0.4])
+    s1 = svag_sgd(1, lr=0.1)
+    np.testing.assert_array_equal(svag_problem(p, s1.r1, s1.r2).sample_gradients(x, 300, seed=2),
+                                  p.sample_gradients(x, 300, seed=2))
+    s = svag_sgd(3, lr=0.1)
+    w = svag_problem(p, s.r1, s.r2)
+    assert w.with_noise_scale(w.noise_scale / 2).inner.batch_size == 16
+    n = 100_000
+    g = w.sample_gradients(x, n, seed=9)
+    mean = g.mean(axis=0)
+    assert np.all(np.abs(mean - p.grad_at(x)) < 4 * g.std(axis=0, ddof=1) / math.sqrt(n))
+    dev = g - mean
+    prods = dev[:, :, None] * dev[:, None, :]
+    expected = 3.0 * p.noise_cov(x) / 4
+    assert np.all(np.abs(prods.mean(axis=0) - expected)
+                  < 4 * prods.std(axis=0, ddof=1) / math.sqrt(n))

@@ -85,7 +85,7 @@ class SVAGProblem(Problem):
 
     @property
     def inner(self):
-        return self._inner.with_noise_scale(float(self.params[_HEAD]))
+        return self._inner
 
     @property
     def r1(self):
@@ -100,10 +100,15 @@ class SVAGProblem(Problem):
         return self.r1**2 + self.r2**2
 
     def with_noise_scale(self, sigma):
-        """Same mix at amplified noise scale ``sigma`` (the inner σ becomes sigma/√A)."""
-        clone = super().with_noise_scale(sigma)
-        clone.params[_HEAD] = clone.params[0] / math.sqrt(self.variance_factor)
-        return clone
+        """Same mix at amplified noise scale ``sigma``: the inner problem at sigma/√A.
+
+        The inner problem's own ``with_noise_scale`` decides what that means
+        (a minibatch problem changes its batch size, and refuses a σ that is
+        not 1/√B).
+        """
+        sigma = check.positive_float(sigma, "sigma")
+        inner = self._inner.with_noise_scale(sigma / math.sqrt(self.variance_factor))
+        return svag_problem(inner, self.r1, self.r2)
 
     def hessian(self, x=None):
         return self._inner.hessian(x)
