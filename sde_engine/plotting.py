@@ -46,10 +46,10 @@ def _error_panel(ax, h, err, se, fit, label, color, marker="o"):
         if fit else np.zeros(h.shape, bool)
     y = np.abs(err)
     lower = np.minimum(2 * se, y * 0.999)   # log axis: keep bars above zero
-    ax.errorbar(h[~below], y[~below], yerr=[lower[~below], 2 * se[~below]], fmt=marker,
+    ax.errorbar(h[~below], y[~below], yerr=np.vstack([lower[~below], 2 * se[~below]]), fmt=marker,
                 color=color, capsize=3, label=label)
     if below.any():
-        ax.errorbar(h[below], y[below], yerr=[lower[below], 2 * se[below]], fmt=marker,
+        ax.errorbar(h[below], y[below], yerr=np.vstack([lower[below], 2 * se[below]]), fmt=marker,
                     mfc="none", color=color, capsize=3, label=f"{label}: below noise floor")
     if fit and fit.get("order") is not None and fit.get("constant") is not None:
         hh = np.array([h.min(), h.max()])

@@ -109,10 +109,15 @@ def _short(method):
     return {"euler_maruyama": "EM", "milstein": "Mil"}.get(method, method)
 
 
+_TEMPLATES = {}
+
+
 def _model(model, mu, sigma, theta, mean):
-    if model == "gbm":
-        return examples.gbm(mu=mu, sigma=sigma)
-    return examples.ornstein_uhlenbeck(theta=theta, mean=mean, sigma=sigma)
+    """The model's SDE; one object per model, so its compiled drivers are reused."""
+    if model not in _TEMPLATES:
+        _TEMPLATES[model] = examples.gbm() if model == "gbm" else examples.ornstein_uhlenbeck()
+    params = [mu, sigma] if model == "gbm" else [theta, mean, sigma]
+    return _TEMPLATES[model].with_params(np.array(params, dtype=float))
 
 
 def solver_convergence(model="gbm", *, methods=METHODS, dts=None, t1=1.0, x0=1.0,

@@ -26,6 +26,7 @@ against log η and against log h with :func:`sde_engine.analysis.fit_order`.
   chunks and points instead of recomputing them. Result files are written
   atomically, so an interrupted study never leaves a half-written file.
 """
+import functools
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from ..analysis import fit_order
 from .order_config import NON_NUMERIC_KEYS
@@ -47,7 +49,7 @@ TEST_LABELS = {"theta1": "θ₁", "theta_sq": "‖θ‖²", "loss": "f(θ)", "th
 
 
 # ---- test functions ------------------------------------------------------------------
-def test_values(cfg, theta):
+def phi_values(cfg, theta):
     """φ(θ) for each test of ``cfg``: shape (n, n_tests) from θ of shape (n, d)."""
     theta = np.asarray(theta, dtype=float)
     h = np.asarray(cfg.curvature)
@@ -103,12 +105,63 @@ def sde_initial_state(cfg, model, lr):
 
 
 # ---- units of work ---------------------------------------------------------------------
-def discrete_chunk(cfg, lr, path_offset, n_paths):
-    """Moments of φ(x_k) over runs [path_offset, path_offset + n_paths) at ``lr``."""
-    from ..optimizers.runner import run_final_state
+def build_optimizer(cfg, lr):
+    """The discrete optimizer at ``lr`` (hyperparameters of :meth:`OrderConfig.hyperparameters`)."""
+    from ..optimizers import make_optimizer
 
-    theta = run_final_state(cfg, lr, build_problem(cfg, lr), path_offset, n_paths)
-    return Moments.of(test_values(cfg, theta))
+    hp = dict(cfg.hyperparameters(lr))
+    hp.pop("noise_scale")
+    if cfg.algorithm == "sgd":
+        hp.pop("bias_correction", None)
+    return make_optimizer(cfg.algorithm, **hp)
+
+
+@functools.lru_cache(maxsize=None)
+def phi_observer(loss, n_blocks):
+    """Jitted ``observe(k, x, params, out)``: out = (θ₁, ‖θ‖², f(θ), θ₁³) of the state x.
+
+    One per (problem loss, state blocks); ``params`` are the problem's.
+    """
+    @njit
+    def observe(k, x, params, out):
+        d = x.shape[0] // n_blocks
+        sq = 0.0
+        for i in range(d):
+            sq += x[i] * x[i]
+        out[0] = x[0]
+        out[1] = sq
+        out[2] = loss(x[:d], params)
+        out[3] = x[0] * x[0] * x[0]
+
+    return observe
+
+
+PHI_COLUMNS = ("theta1", "theta_sq", "loss", "theta1_cubed")
+
+
+def discrete_moments(cfg, lr, path_offset, n_paths, record_steps=None):
+    """Streamed mean/var of all φ over runs [path_offset, path_offset + n_paths).
+
+    Returns the :class:`~sde_engine.Solution` of :func:`sde_engine.runner.run_optimizer`
+    whose ``mean``/``var`` have shape (n_record, 4) in :data:`PHI_COLUMNS` order.
+    """
+    from ..runner import run_optimizer
+
+    problem = build_problem(cfg, lr)
+    opt = build_optimizer(cfg, lr)
+    observe = phi_observer(problem.loss, len(opt.blocks))
+    return run_optimizer(problem, opt, np.asarray(cfg.theta0), cfg.n_steps(lr), n_paths,
+                         seed=cfg.seed, v0=initial_v(cfg, lr),
+                         record_steps=[cfg.n_steps(lr)] if record_steps is None else record_steps,
+                         observables=observe, n_observables=len(PHI_COLUMNS),
+                         run_offset=path_offset, on_divergence="raise")
+
+
+def discrete_chunk(cfg, lr, path_offset, n_paths):
+    """Moments of φ(x_k), shape (n_tests,), over runs [path_offset, path_offset + n_paths)."""
+    sol = discrete_moments(cfg, lr, path_offset, n_paths)
+    cols = [PHI_COLUMNS.index(t) for t in cfg.tests]
+    return Moments.from_mean_var(sol.mean[-1, cols], sol.var[-1, cols], sol.n_used)
 
 
 def reference_chunk(cfg, lrs, path_offset, n_paths):
@@ -133,7 +186,7 @@ def reference_chunk(cfg, lrs, path_offset, n_paths):
     rows = []
     for x in lrs:
         i = times.index(cfg.sde_time(x))
-        f, c = test_values(cfg, fine[i]), test_values(cfg, coarse[i])
+        f, c = phi_values(cfg, fine[i]), phi_values(cfg, coarse[i])
         rows.append(np.concatenate([f, f - c], axis=1))
     return Moments.of(np.stack(rows, axis=1))
 
@@ -210,7 +263,7 @@ class OrderResult:
 
 
 def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=None,
-                    max_points=None, progress=None):
+                    max_points=None, progress=None, plot=True):
     """Run (or resume) a weak-order study.
 
     Parameters
@@ -231,6 +284,8 @@ def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=No
         continues it.
     progress : bool, optional
         Draw a progress bar (default: only when stderr is a terminal).
+    plot : bool
+        Also draw ``order.png``.
 
     Returns
     -------
@@ -272,7 +327,7 @@ def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=No
         refs = sde_reference(cfg, store)
     record = assemble(cfg, discrete, refs, wall_s=time.perf_counter() - start)
     if out_dir is not None:
-        write_outputs(record, out_dir)
+        write_outputs(record, out_dir, plot=plot)
     return OrderResult(record, complete=True)
 
 
@@ -355,8 +410,8 @@ CSV_HEADER = ("test", "lr", "h", "n_steps", "discrete", "discrete_stderr", "refe
               "reference_stderr", "reference_bias", "error", "stderr", "below_noise_floor")
 
 
-def write_outputs(record, out_dir):
-    """Write ``order.json``, ``order.csv`` and ``order.png`` in ``out_dir`` atomically."""
+def write_outputs(record, out_dir, plot=True):
+    """Write ``order.json``, ``order.csv`` and (``plot``) ``order.png`` in ``out_dir`` atomically."""
     from .. import plotting
 
     rows = []
@@ -369,7 +424,8 @@ def write_outputs(record, out_dir):
                                              "stderr", "below_noise")])
     write_json(os.path.join(out_dir, "order.json"), record)
     write_csv(os.path.join(out_dir, "order.csv"), CSV_HEADER, rows)
-    plotting.save_figure(plotting.plot_weak_order(record), os.path.join(out_dir, "order.png"))
+    if plot:
+        plotting.save_figure(plotting.plot_weak_order(record), os.path.join(out_dir, "order.png"))
 
 
 def format_table(record):
