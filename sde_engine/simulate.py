@@ -15,7 +15,7 @@ from . import validation as check
 from .solution import DivergenceError, DivergenceReport, Solution
 
 DIVERGENCE_POLICIES = ("raise", "warn", "drop")
-BACKENDS = ("numba",)
+BACKENDS = ("numba", "torch")
 # Refuse to allocate saved paths beyond this; streaming observables need no such memory.
 MAX_SAVED_BYTES = 8 * 2**30
 
@@ -28,7 +28,7 @@ def _no_observables(t, x, params, out):
 def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
              save_at=None, observables=None, n_observables=None, save_paths=None,
              save_brownian=False, brownian_dt=None, on_divergence="raise",
-             path_offset=0, n_threads=None, backend="numba"):
+             path_offset=0, n_threads=None, backend="numba", device=None):
     """Simulate ``n_paths`` independent paths of ``sde`` on a fixed step grid.
 
     Parameters
@@ -75,8 +75,12 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     n_threads : int, optional
         Numba threads for this call (default: Numba's setting). Results do
         not depend on it.
-    backend : {"numba"}
-        Execution backend.
+    backend : {"numba", "torch"}
+        Execution backend. ``"torch"`` runs the SDE's torch form through
+        ``torchsde.sdeint`` batched over paths; what differs (observables as
+        torch functions, refused options) is in :mod:`sde_engine.torch_simulate`.
+    device : str, optional
+        Torch device for ``backend="torch"`` (``"cpu"`` default, ``"cuda"``).
 
     Returns
     -------
@@ -85,6 +89,15 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         (n_save, n_observables) or None.
     """
     check.choice(backend, "backend", BACKENDS)
+    if backend == "torch":
+        from .torch_simulate import simulate_torch
+        return simulate_torch(
+            sde, x0, t_span, dt, n_paths, method=method, seed=seed, save_at=save_at,
+            observables=observables, n_observables=n_observables, save_paths=save_paths,
+            save_brownian=save_brownian, brownian_dt=brownian_dt, on_divergence=on_divergence,
+            path_offset=path_offset, n_threads=n_threads, device=device)
+    if device is not None:
+        raise ValueError(f"`device` ({device!r}) applies to backend='torch' only")
     scheme = get_scheme(method)
     if sde.noise not in scheme.noise_types:
         raise ValueError(
