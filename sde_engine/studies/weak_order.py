@@ -25,6 +25,10 @@ against log η and against log h with :func:`sde_engine.analysis.fit_order`.
   rewritten atomically; a rerun with the same numeric settings reloads finished
   chunks and points instead of recomputing them. Result files are written
   atomically, so an interrupted study never leaves a half-written file.
+* Executors: the chunks of all points still to compute are handed at once to an
+  ``executor`` (:class:`InProcess` by default, or
+  :class:`sde_engine.studies.distributed.DaskExecutor`), which may evaluate
+  them anywhere and in any order; each is checkpointed as it arrives.
 """
 import functools
 import hashlib
@@ -250,6 +254,22 @@ def point_name(lr):
     return f"lr_{lr!r}"
 
 
+# ---- executors ---------------------------------------------------------------------------
+class InProcess:
+    """The default executor: evaluate units one after the other in this process.
+
+    An executor is called as ``executor(fn, cfg, units)`` with ``units`` a list
+    of argument tuples and yields ``(unit, fn(cfg, *unit))`` once per unit, in
+    any order; ``workers`` is recorded in the result file.
+    """
+
+    workers = 1
+
+    def __call__(self, fn, cfg, units):
+        for unit in units:
+            yield unit, fn(cfg, *unit)
+
+
 # ---- the study ---------------------------------------------------------------------------
 @dataclass
 class OrderResult:
@@ -263,7 +283,7 @@ class OrderResult:
 
 
 def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=None,
-                    max_points=None, progress=None, plot=True):
+                    max_points=None, progress=None, plot=True, executor=None):
     """Run (or resume) a weak-order study.
 
     Parameters
@@ -286,6 +306,10 @@ def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=No
         Draw a progress bar (default: only when stderr is a terminal).
     plot : bool
         Also draw ``order.png``.
+    executor : callable, optional
+        Where the chunks are evaluated (see :class:`InProcess`, the default,
+        and :class:`sde_engine.studies.distributed.DaskExecutor`); the result
+        does not depend on it.
 
     Returns
     -------
@@ -302,36 +326,35 @@ def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=No
     already = sum(sum(m.count for m in chunks.values()) * cfg.n_steps(lr)
                   for lr, chunks in done.items())
     bar = Progress(work, already, label="order", enabled=progress)
-    discrete = []
-    new_points = 0
+    executor = executor or InProcess()
+    pending = [lr for lr in cfg.lrs if len(done[lr]) < len(bounds)]
+    chosen = pending if max_points is None else pending[:max_points]
+    units = [(lr, off, n) for lr in chosen for off, n in bounds if off not in done[lr]]
+    n_done, n_all = sum(map(len, done.values())), len(cfg.lrs) * len(bounds)
     try:
-        for lr in cfg.lrs:
-            chunks = done[lr]
-            if len(chunks) < len(bounds):
-                if max_points is not None and new_points >= max_points:
-                    return OrderResult(dict(config=cfg.as_dict()), complete=False)
-                for off, n in bounds:
-                    if off in chunks:
-                        continue
-                    chunks[off] = evaluator(cfg, lr, off, n)
-                    store.save(point_name(lr), key, chunks,
-                               dict(lr=lr, n_steps=cfg.n_steps(lr), paths=cfg.paths))
-                    bar.advance(n * cfg.n_steps(lr), note=f"lr {lr:g}")
-                new_points += 1
-            discrete.append(Moments.merge(chunks[off] for off, _ in bounds))
+        for (lr, off, n), moments in executor(evaluator, cfg, units):
+            done[lr][off] = moments
+            store.save(point_name(lr), key, done[lr],
+                       dict(lr=lr, n_steps=cfg.n_steps(lr), paths=cfg.paths))
+            n_done += 1
+            bar.advance(n * cfg.n_steps(lr), note=f"{n_done}/{n_all} chunks")
     finally:
         bar.close()
+    if len(chosen) < len(pending):
+        return OrderResult(dict(config=cfg.as_dict()), complete=False)
+    discrete = [Moments.merge(done[lr][off] for off, _ in bounds) for lr in cfg.lrs]
     if reference is not None:
         refs = [(*reference(cfg, lr), "given") for lr in cfg.lrs]
     else:
-        refs = sde_reference(cfg, store)
-    record = assemble(cfg, discrete, refs, wall_s=time.perf_counter() - start)
+        refs = sde_reference(cfg, store, executor)
+    record = assemble(cfg, discrete, refs, wall_s=time.perf_counter() - start,
+                      workers=executor.workers)
     if out_dir is not None:
         write_outputs(record, out_dir, plot=plot)
     return OrderResult(record, complete=True)
 
 
-def sde_reference(cfg, store=None):
+def sde_reference(cfg, store=None, executor=None):
     """E φ(X_t) at each learning rate's SDE time t = k·h.
 
     Returns
@@ -345,6 +368,7 @@ def sde_reference(cfg, store=None):
         return [(exact_reference(cfg, lr), np.zeros(n), np.zeros(n), "exact moment ODEs")
                 for lr in cfg.lrs]
     store = store or PointStore(None)
+    executor = executor or InProcess()
     paths = cfg.sde_paths or cfg.paths
     dt = cfg.reference_dt()
     method = f"Euler–Maruyama, dt = {dt:.4g}, {paths} paths"
@@ -356,17 +380,17 @@ def sde_reference(cfg, store=None):
         key = fingerprint(cfg, extra=[dt, paths, group])
         bounds = chunk_bounds(paths, cfg.chunk_paths)
         chunks = store.load(name, key)
-        for off, size in bounds:
-            if off not in chunks:
-                chunks[off] = reference_chunk(cfg, group, off, size)
-                store.save(name, key, chunks, dict(sde_dt=dt, paths=paths, lrs=group))
+        units = [(group, off, size) for off, size in bounds if off not in chunks]
+        for (_, off, _), moments in executor(reference_chunk, cfg, units):
+            chunks[off] = moments
+            store.save(name, key, chunks, dict(sde_dt=dt, paths=paths, lrs=group))
         m = Moments.merge(chunks[off] for off, _ in bounds)
         for i, lr in enumerate(group):
             out[lr] = (m.mean[i, :n], m.stderr[i, :n], np.abs(m.mean[i, n:]), method)
     return [out[lr] for lr in cfg.lrs]
 
 
-def assemble(cfg, discrete, refs, wall_s=float("nan")):
+def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1):
     """The result record (order.json) from merged discrete moments and references."""
     lrs = np.array(cfg.lrs)
     h = np.array([cfg.step_size(lr) for lr in cfg.lrs])
@@ -403,7 +427,7 @@ def assemble(cfg, discrete, refs, wall_s=float("nan")):
         tests=list(cfg.tests), points=points, fits=fits,
         reference=dict(method=refs[0][3], exact=use_exact_reference(cfg)),
         paths=cfg.paths, chunks=len(chunk_bounds(cfg.paths, cfg.chunk_paths)),
-        workers=1, wall_s=wall_s, notes=notes)
+        workers=workers, wall_s=wall_s, notes=notes)
 
 
 CSV_HEADER = ("test", "lr", "h", "n_steps", "discrete", "discrete_stderr", "reference",
