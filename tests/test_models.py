@@ -48,6 +48,20 @@ def test_sgd_sde_at_a_point(problem):
     assert (model.sde.dim, model.sde.noise_dim, model.h) == (2, 2, LR)
 
 
+def test_diagonal_noise_sgd_sde_for_milstein():
+    p = quadratic([2.0, 1.0], THETA_STAR, [1.0, 4.0], noise_scale=NOISE_SCALE)
+    model = sgd_sde(p, LR, noise="diagonal")
+    assert (model.sde.noise, model.sde.diffusion_shape) == ("diagonal", (2,))
+    f, g = _eval(model, 0.0, THETA)
+    np.testing.assert_allclose(f, -np.array([2.0, 1.0]) * (THETA - THETA_STAR), rtol=1e-14)
+    np.testing.assert_allclose(g, NOISE_SCALE * math.sqrt(LR) * np.array([1.0, 2.0]),
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match="needs a problem with diagonal"):
+        sgd_sde(quadratic(H, THETA_STAR, SIGMA), LR, noise="diagonal")
+    with pytest.raises(ValueError, match="`noise` must be one of"):
+        sgd_sde(p, LR, noise="scalar")
+
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_rmsprop_sde_at_a_point(problem, bias):
     model = rmsprop_sde(problem, LR, beta=BETA2, eps=EPS, bias_correction=bias)

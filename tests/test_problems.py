@@ -245,3 +245,18 @@ def test_custom_problem_refuses_bad_input():
         custom_problem("x", 0, [1.0], **kw)
     with pytest.raises(ValueError, match="`noise_scale` must be positive"):
         custom_problem("x", 2, [1.0], noise_scale=0.0, **kw)
+    with pytest.raises(ValueError, match="not diagonal"):
+        custom_problem("x", 2, [1.0], loss=_dw_loss, grad=_dw_grad, noise_sqrt=_full_sqrt,
+                       diagonal_noise=True)
+
+
+def _full_sqrt(x, p, out):
+    out[:, :] = 1.0
+
+
+def test_diagonal_noise_flags():
+    assert quadratic([1.0, 2.0], Sigma=[1.0, 3.0]).diagonal_noise
+    assert quadratic([1.0, 2.0], Sigma=np.diag([1.0, 3.0])).diagonal_noise
+    assert not quadratic([1.0, 2.0], Sigma=SIGMA2).diagonal_noise
+    X, y, _ = synthetic_regression(10, 2)
+    assert not linear_regression(X, y, 2).diagonal_noise

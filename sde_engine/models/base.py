@@ -13,7 +13,9 @@ problem and the maps between the discrete run and the SDE:
 
 SDE parameter layout: ``sde.params = [model constants (n_head), *problem.params]``;
 the kernels hand ``params[n_head:]`` to the problem's dispatchers. The noise is
-general with m = d Brownian motions (Σ^{1/2} may be full).
+general with m = d Brownian motions (Σ^{1/2} may be full); the SGD SDE of a
+problem with diagonal Σ(θ) can also be built with diagonal noise, which the
+Milstein scheme accepts.
 
 Compilation: the drift/diffusion pair of a model is built once per (model,
 problem kernels) by a cached factory, and the SDE object is reused with other
@@ -165,7 +167,7 @@ def _block(value, name, d):
     return arr
 
 
-def build_sde(factory, problem, head, n_blocks, name):
+def build_sde(factory, problem, head, n_blocks, name, noise="general"):
     """An SDE of dim ``n_blocks·d`` for ``problem`` with params ``[head, *problem.params]``.
 
     ``factory(grad, noise_sqrt, noise_diag, n_head)`` returns the (drift,
@@ -175,7 +177,7 @@ def build_sde(factory, problem, head, n_blocks, name):
     rate and every dimension reuses them.
     """
     template = _template(factory, problem.grad, problem.noise_sqrt, problem.noise_diag,
-                         len(head), name)
+                         len(head), name, noise)
     sde = template.with_params(np.concatenate([np.asarray(head, dtype=np.float64),
                                                problem.params]))
     sde.dim = n_blocks * problem.dim
@@ -184,9 +186,9 @@ def build_sde(factory, problem, head, n_blocks, name):
 
 
 @functools.lru_cache(maxsize=None)
-def _template(factory, grad, noise_sqrt, noise_diag, n_head, name):
+def _template(factory, grad, noise_sqrt, noise_diag, n_head, name, noise):
     drift, diffusion = factory(grad, noise_sqrt, noise_diag, n_head)
-    return SDE(drift, diffusion, dim=1, noise="general", noise_dim=1, name=name)
+    return SDE(drift, diffusion, dim=1, noise=noise, noise_dim=1, name=name)
 
 
 # ---- hyperparameter checks (SPEC §2–3) --------------------------------------------------

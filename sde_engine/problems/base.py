@@ -97,6 +97,9 @@ class Problem:
         The kernels of the protocol.
     constant_noise : bool
         True when Σ does not depend on θ (enables exact moment references).
+    diagonal_noise : bool
+        True when Σ(θ) is diagonal for every θ (enables diagonal-noise SDEs and
+        the Milstein scheme for the SGD SDE).
 
     Notes
     -----
@@ -106,7 +109,7 @@ class Problem:
     """
 
     def __init__(self, *, name, dim, params, noise, loss, grad, stochastic_grad,
-                 noise_sqrt, noise_diag, constant_noise=False):
+                 noise_sqrt, noise_diag, constant_noise=False, diagonal_noise=False):
         self.name = name
         self.dim = check.positive_int(dim, "dim")
         self.params = np.ascontiguousarray(params, dtype=np.float64)
@@ -121,6 +124,7 @@ class Problem:
         self.noise_sqrt = noise_sqrt
         self.noise_diag = noise_diag
         self.constant_noise = bool(constant_noise)
+        self.diagonal_noise = bool(diagonal_noise)
 
     @property
     def noise_scale(self):

@@ -20,7 +20,8 @@ _HEAD = 2
 
 
 def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None,
-                   stochastic_grad=None, noise="gaussian", noise_scale=1.0):
+                   stochastic_grad=None, noise="gaussian", noise_scale=1.0,
+                   diagonal_noise=False):
     """Build a problem from user functions (compiled with ``numba.njit``).
 
     Parameters
@@ -48,6 +49,9 @@ def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None
         own ``stochastic_grad``) labels a user oracle.
     noise_scale : float
         σ > 0.
+    diagonal_noise : bool
+        Declare that ``noise_sqrt`` is diagonal for every θ (lets the SGD SDE
+        use diagonal noise and Milstein); checked at θ = 0.
 
     Returns
     -------
@@ -69,14 +73,19 @@ def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None
     for fn, label in ((loss, "loss"), (grad, "grad"), (noise_sqrt, "noise_sqrt")):
         if not callable(fn):
             raise ValueError(f"`{label}` must be a function, got {fn!r}")
-    _probe(dim, user, loss, grad, noise_sqrt, noise_diag)
+    if not isinstance(diagonal_noise, bool):
+        raise ValueError(f"`diagonal_noise` must be True or False, got {diagonal_noise!r}")
+    s0 = _probe(dim, user, loss, grad, noise_sqrt, noise_diag)
+    if diagonal_noise and np.any(s0 - np.diag(np.diag(s0))):
+        raise ValueError(f"`diagonal_noise=True` but `noise_sqrt` at θ = 0 is not diagonal: {s0}")
     kernels = _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad)
     return Problem(name=name, dim=dim, params=np.concatenate([[sigma, family], user]),
-                   noise=noise, **kernels)
+                   noise=noise, diagonal_noise=diagonal_noise, **kernels)
 
 
 def _probe(dim, user, loss, grad, noise_sqrt, noise_diag):
-    """Call the user's Python functions once at θ = 0 on outputs of the declared shapes.
+    """Call the user's Python functions once at θ = 0 on outputs of the declared shapes;
+    returns S(0).
 
     Compiled code does not check bounds, so shape errors are caught here, in
     plain Python, before anything is compiled.
@@ -102,6 +111,7 @@ def _probe(dim, user, loss, grad, noise_sqrt, noise_diag):
                          f"{exc}") from exc
     if not np.isfinite(value):
         raise ValueError(f"`loss` must be finite at θ = 0, got {value}")
+    return outputs[1][2]
 
 
 @functools.lru_cache(maxsize=None)

@@ -148,7 +148,8 @@ def quadratic(H, theta_star=None, Sigma=None, *, noise="gaussian", noise_scale=1
     problem = Quadratic(
         name=f"quadratic(d={d})", dim=d, params=params, noise=noise,
         loss=quadratic_loss, grad=quadratic_grad, stochastic_grad=quadratic_stochastic_grad,
-        noise_sqrt=quadratic_noise_sqrt, noise_diag=quadratic_noise_diag, constant_noise=True)
+        noise_sqrt=quadratic_noise_sqrt, noise_diag=quadratic_noise_diag, constant_noise=True,
+        diagonal_noise=not np.any(Sigma_full - np.diag(np.diag(Sigma_full))))
     problem.H = H_full.copy()
     problem.theta_star = theta_star.copy()
     problem.Sigma = Sigma_full.copy()
