@@ -7,6 +7,8 @@ from scipy.optimize import minimize_scalar
 
 from sde_engine.optimizers.adamqlr import adamqlr_run, curvature_product, qlr_damping
 from sde_engine.problems.quadratic import quadratic
+from sde_engine.problems.regression import (linear_regression, logistic_regression,
+                                            synthetic_regression)
 from sde_engine.problems.rosenbrock import rosenbrock
 
 H3 = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])
@@ -107,6 +109,25 @@ def test_quadratic_product_is_hessian(quad):
     v, out = np.array([0.3, -1.2, 2.0]), np.empty(3)
     curvature_product(quad, "gauss_newton")(np.array([5.0, -2.0, 1.0]), quad.params, v, out)
     np.testing.assert_allclose(out, H3 @ v, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["linear", "logistic"])
+def test_regression_products_match_hessian(kind):
+    X, y, _ = synthetic_regression(40, 3, kind=kind, seed=2)
+    build = linear_regression if kind == "linear" else logistic_regression
+    problem = build(X, y, 8, l2=0.1)
+    x, v, out = np.array([0.4, -1.0, 2.0]), np.array([1.0, 0.5, -2.0]), np.empty(3)
+    for curvature in ("hessian", "gauss_newton"):
+        curvature_product(problem, curvature)(x, problem.params, v, out)
+        np.testing.assert_allclose(out, problem.hessian(x) @ v, rtol=1e-12, atol=1e-14)
+
+
+def test_saved_path_replays_the_recorded_steps(rosen):
+    # θ_k − θ_{k−1} = −α_k d_k, and the recorded losses are f at the saved iterates
+    res = adamqlr_run(rosen, [1.0, -1.0], 20, noisy=False, save_path=True)
+    path = res.path[0]
+    np.testing.assert_array_equal(path[-1], res.x[0])
+    np.testing.assert_allclose([rosen.loss_at(p) for p in path], res.loss[0], rtol=1e-13)
 
 
 # ---- noisy runs ---------------------------------------------------------------------

@@ -18,12 +18,9 @@ hence α — which is the controlled-noise setting in which the SDE view is pose
 (In minibatch training, f0, f1 and C are themselves minibatch quantities; the
 torch optimizer does that.)
 
-Curvature products ``(x, params, v, out)``, exact:
-
-* a problem's own ``hvp`` / ``gnvp`` attributes (e.g. :mod:`..problems.rosenbrock`);
-* problems with an affine gradient (quadratics, least squares): C v = ∇f(x + v) −
-  ∇f(x), which is H v exactly (the Hessian and the Gauss–Newton matrix agree);
-* :mod:`.adamqlr_curvature` registers products for other problem classes.
+Curvature products ``(x, params, v, out)`` are exact: a problem's own ``hvp`` /
+``gnvp`` attributes (Rosenbrock), else those of :mod:`.adamqlr_curvature`
+(quadratics, linear and logistic regression).
 
 Runs. :func:`adamqlr_run` integrates ``n_paths`` independent runs with a
 ``prange`` over runs; run ``i`` draws from the stream ``(seed, i)`` of
@@ -42,6 +39,7 @@ from numba import njit, prange
 from solvers.rng import seed_stream
 
 from .. import validation as check
+from .adamqlr_curvature import product_for
 
 CURVATURES = ("hessian", "gauss_newton")
 # hyperparameter vector layout for the kernel
@@ -167,50 +165,18 @@ def _adamqlr_paths(loss, grad, stochastic_grad, curvature_vp, noisy, params, x0,
         x_out[p, :] = x
 
 
-_AFFINE_PRODUCTS = {}
-_CURVATURE_REGISTRY = {}
-
-
-def register_curvature(problem_type, kind, product):
-    """Register ``product(x, params, v, out)`` as curvature ``kind`` for ``problem_type``."""
-    check.choice(kind, "kind", CURVATURES)
-    _CURVATURE_REGISTRY[(problem_type, kind)] = product
-
-
-def _affine_product(grad):
-    """C v = ∇f(x + v) − ∇f(x): exact for losses whose gradient is affine in x."""
-    if grad not in _AFFINE_PRODUCTS:
-        @njit
-        def product(x, params, v, out):
-            shifted = x + v
-            base = np.empty_like(out)
-            grad(x, params, base)
-            grad(shifted, params, out)
-            for i in range(out.shape[0]):
-                out[i] -= base[i]
-        _AFFINE_PRODUCTS[grad] = product
-    return _AFFINE_PRODUCTS[grad]
-
-
 def curvature_product(problem, kind):
     """The exact curvature product ``(x, params, v, out)`` of ``kind`` for ``problem``.
 
-    Looks, in order, for a ``hvp``/``gnvp`` attribute, a registered product for the
-    problem's class (:func:`register_curvature`), and an affine gradient
-    (``affine_gradient`` attribute true, or a :class:`~sde_engine.problems.Quadratic`).
+    A problem's own ``hvp``/``gnvp`` attribute, else the products of
+    :mod:`.adamqlr_curvature` (quadratics, linear and logistic regression).
     """
     check.choice(kind, "curvature", CURVATURES)
-    attr = "hvp" if kind == "hessian" else "gnvp"
-    if getattr(problem, attr, None) is not None:
-        return getattr(problem, attr)
-    for cls in type(problem).__mro__:
-        if (cls, kind) in _CURVATURE_REGISTRY:
-            return _CURVATURE_REGISTRY[(cls, kind)]
-    from ..problems.quadratic import Quadratic
-    if isinstance(problem, Quadratic) or getattr(problem, "affine_gradient", False):
-        return _affine_product(problem.grad)
-    raise ValueError(f"`curvature`={kind!r} has no exact product for problem {problem!r}; "
-                     "give it a `hvp`/`gnvp` attribute or use register_curvature")
+    product = product_for(problem, kind)
+    if product is None:
+        raise ValueError(f"`curvature`={kind!r} has no exact product for problem {problem!r}; "
+                         "give it a `hvp`/`gnvp` attribute (kernel (x, params, v, out))")
+    return product
 
 
 @dataclass
