@@ -12,3 +12,6 @@ from .sgd import sgd, sgd_update
 
 __all__ = ["Optimizer", "OptimizerSpec", "OPTIMIZERS", "get_spec", "make_optimizer",
            "sgd", "rmsprop", "adam", "sgd_update", "rmsprop_update", "adam_update"]
+
+from .adamqlr import AdamQLRResult, adamqlr_run  # noqa: E402  (AdamQLR, SPEC §7; torch form: .adamqlr_torch)
+__all__ += ["AdamQLRResult", "adamqlr_run"]
