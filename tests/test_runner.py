@@ -1,0 +1,201 @@
+"""``run_optimizer``: runs follow their own streams, reproducibly for any thread
+count, run count or offset; streamed statistics equal those of the saved runs;
+divergence is reported as ``simulate`` does; SGD matches its exact discrete
+moments; and RMSprop approaches its SDE as η shrinks (SPEC §3–4).
+
+Numba compiles one runner per (problem kernels, optimizer, observables
+function): this file uses four (Adam with named observables, Adam with a
+callable, SGD, RMSprop), each built from module-level objects.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import sde_engine as se
+from sde_engine.analysis import fit_order
+from sde_engine.optimizers import adam, rmsprop, sgd
+from sde_engine.problems import quadratic
+from sde_engine.problems.quadratic import quadratic_loss
+from sde_engine.runner import run_optimizer
+from solvers.driver import CHUNK_PATHS
+from solvers.rng import seed_stream
+
+H = np.array([1.0, 4.0])
+SIGMA = np.array([[1.0, 0.3], [0.3, 0.5]])
+PROBLEM = quadratic(H, theta_star=[0.5, -0.5], Sigma=SIGMA, noise_scale=2.0)
+ADAM = adam(lr=0.05, betas=(0.9, 0.99), eps=1e-6)
+THETA0 = np.array([1.0, -1.0])
+
+
+def _loss(theta):
+    r = theta - PROBLEM.theta_star
+    return 0.5 * np.einsum("...i,ij,...j->...", r, PROBLEM.H, r)
+
+
+# ---- runs are the streams (seed, run_offset + i), step by step -----------------------------
+def test_each_run_is_the_update_applied_to_its_own_stream():
+    seed, offset, n_steps = 9, 4, 5
+    sol = run_optimizer(PROBLEM, ADAM, THETA0, n_steps, 3, seed=seed, run_offset=offset,
+                        record_steps=np.arange(n_steps + 1))
+    rng = np.empty(4, dtype=np.uint64)
+    g = np.empty(2)
+    for i in range(3):
+        seed_stream(seed, offset + i, rng)
+        state = ADAM.init(THETA0)
+        np.testing.assert_array_equal(sol.x[0, i], state)
+        for k in range(1, n_steps + 1):
+            PROBLEM.stochastic_grad(state[:2].copy(), PROBLEM.params, rng, g)
+            state = ADAM.step(k, g, state)
+            np.testing.assert_array_equal(sol.x[k, i], state)
+
+
+def test_runs_do_not_depend_on_threads_run_count_or_offset():
+    n = CHUNK_PATHS + 76                          # two chunks
+    kw = dict(seed=3, record_steps=[0, 7, 20])
+    one = run_optimizer(PROBLEM, ADAM, THETA0, 20, n, n_threads=1, **kw).x
+    two = run_optimizer(PROBLEM, ADAM, THETA0, 20, n, n_threads=2, **kw).x
+    np.testing.assert_array_equal(one, two)
+    few = run_optimizer(PROBLEM, ADAM, THETA0, 20, 7, **kw).x
+    np.testing.assert_array_equal(few, one[:, :7])
+    tail = run_optimizer(PROBLEM, ADAM, THETA0, 20, 70, run_offset=n - 70, **kw).x
+    np.testing.assert_array_equal(tail, one[:, n - 70:])
+    assert not np.array_equal(one[-1, 0], one[-1, 1])
+
+
+# ---- recorded output --------------------------------------------------------------------
+def test_streamed_statistics_equal_those_of_the_saved_runs():
+    names = ["theta", "theta_sq", "norm_sq", "loss", "m", "v"]
+    n = 2 * CHUNK_PATHS + 50                      # three chunks to merge
+    sol = run_optimizer(PROBLEM, ADAM, THETA0, 30, n, seed=5, record_steps=[0, 10, 30],
+                        observables=names, save_runs=True)
+    x = sol.x
+    theta = x[..., :2]
+    values = np.concatenate([theta, theta**2, (theta**2).sum(-1, keepdims=True),
+                             _loss(theta)[..., None], x[..., 2:4], x[..., 4:6]], axis=-1)
+    assert sol.info["labels"] == ["theta[0]", "theta[1]", "theta_sq[0]", "theta_sq[1]",
+                                  "norm_sq", "loss", "m[0]", "m[1]", "v[0]", "v[1]"]
+    np.testing.assert_allclose(sol.mean, values.mean(axis=1), rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(sol.var[1:], values[1:].var(axis=1, ddof=1), rtol=1e-9)
+    np.testing.assert_allclose(sol.var[0], 0.0, atol=1e-20)
+    assert sol.n_used == n
+
+
+def test_times_are_sde_times_and_steps_are_kept():
+    sol = run_optimizer(PROBLEM, ADAM, THETA0, 40, 4, record_steps=[0, 10, 10, 40])
+    np.testing.assert_array_equal(sol.info["steps"], [0, 10, 10, 40])
+    np.testing.assert_allclose(sol.t, np.array([0, 10, 10, 40]) * 0.05**2)
+    assert sol.x.shape == (4, 4, 6)
+    assert sol.info["state_layout"] == ("theta", "m", "v")
+    np.testing.assert_array_equal(sol.x[1], sol.x[2])
+
+
+def _cubes_and_loss(k, x, params, out):
+    out[0] = x[0] ** 3
+    out[1] = k
+    out[2] = quadratic_loss(x[:2], params)
+
+
+def test_callable_observables_see_the_step_and_the_problem_params():
+    sol = run_optimizer(PROBLEM, ADAM, THETA0, 12, 300, seed=2, record_steps=[0, 5, 12],
+                        observables=_cubes_and_loss, n_observables=3, save_runs=True)
+    np.testing.assert_allclose(sol.mean[:, 0], (sol.x[..., 0] ** 3).mean(axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(sol.mean[:, 1], [0, 5, 12])
+    np.testing.assert_allclose(sol.mean[:, 2], _loss(sol.x[..., :2]).mean(axis=1), rtol=1e-12)
+
+
+# ---- divergence -------------------------------------------------------------------------------
+def _diverging_start():
+    """Runs 1 and 4 start at 1e200: g² overflows, so v = inf after step 1."""
+    theta0 = np.tile(THETA0, (6, 1))
+    theta0[[1, 4]] = 1e200
+    return theta0
+
+
+def test_divergence_raise_reports_runs_steps_and_times():
+    with pytest.raises(se.DivergenceError) as info:
+        run_optimizer(PROBLEM, ADAM, _diverging_start(), 10, 6, run_offset=100)
+    report = info.value.report
+    np.testing.assert_array_equal(report.paths, [101, 104])
+    np.testing.assert_array_equal(report.steps, [1, 1])
+    np.testing.assert_allclose(report.times, [0.05**2, 0.05**2])
+
+
+def test_divergence_warn_keeps_nan_and_drop_removes_runs():
+    kw = dict(record_steps=[0, 5, 10], observables=["theta"], save_runs=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warned = run_optimizer(PROBLEM, ADAM, _diverging_start(), 10, 6, on_divergence="warn",
+                               **kw)
+    assert any("2 path(s) became non-finite" in str(w.message) for w in caught)
+    assert np.all(np.isnan(warned.x[1:, [1, 4]]))
+    np.testing.assert_array_equal(warned.x[0, 1, :2], [1e200, 1e200])
+    finite = warned.x[:, [0, 2, 3, 5], :2]
+    np.testing.assert_allclose(warned.mean, finite.mean(axis=1), rtol=1e-12)
+    assert warned.n_used == 4
+
+    dropped = run_optimizer(PROBLEM, ADAM, _diverging_start(), 10, 6, on_divergence="drop", **kw)
+    np.testing.assert_array_equal(dropped.kept_paths, [0, 2, 3, 5])
+    np.testing.assert_array_equal(dropped.x, warned.x[:, [0, 2, 3, 5]])
+    np.testing.assert_array_equal(dropped.mean, warned.mean)
+
+
+# ---- refusals, before any work ---------------------------------------------------------
+def _failing_observable(k, x, params, out):
+    out[0] = x[10]
+
+
+BAD_CALLS = [
+    (dict(theta0=[1.0, 2.0, 3.0]), "`theta0`"),
+    (dict(theta0=np.ones((3, 2))), "`theta0`"),
+    (dict(n_steps=0), "`n_steps`"),
+    (dict(n_runs=-1), "`n_runs`"),
+    (dict(seed=-1), "`seed`"),
+    (dict(record_steps=[0, 11]), "`record_steps`"),
+    (dict(record_steps=[5, 1]), "`record_steps`"),
+    (dict(record_steps=[0.5]), "`record_steps`"),
+    (dict(observables=["theta", "gradient"]), "must be in"),
+    (dict(observables=["m"], optimizer=rmsprop(lr=0.1)), "'m'"),
+    (dict(observables=["theta"], n_observables=2), "`n_observables`"),
+    (dict(n_observables=2), "`n_observables`"),
+    (dict(observables=_failing_observable), "`n_observables`"),
+    (dict(observables=_failing_observable, n_observables=1), "`observables` failed"),
+    (dict(on_divergence="ignore"), "`on_divergence`"),
+    (dict(problem="quadratic"), "`problem`"),
+    (dict(optimizer="adam"), "`optimizer`"),
+    (dict(n_threads=10**6), "`n_threads`"),
+    (dict(v0=-1.0), "`v0`"),
+]
+
+
+@pytest.mark.parametrize("change, match", BAD_CALLS, ids=[m for _, m in BAD_CALLS])
+def test_bad_arguments_are_refused(change, match):
+    args = dict(problem=PROBLEM, optimizer=ADAM, theta0=THETA0, n_steps=10, n_runs=4)
+    args.update(change)
+    with pytest.raises(ValueError, match=match):
+        run_optimizer(args.pop("problem"), args.pop("optimizer"), args.pop("theta0"),
+                      args.pop("n_steps"), args.pop("n_runs"), **args)
+
+
+def test_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError):
+        run_optimizer(PROBLEM, ADAM, THETA0, 10, 4, n_paths=4)
+
+
+# ---- SGD against its exact discrete moments ------------------------------------------------
+def test_sgd_matches_exact_discrete_moments():
+    """θ_k = (I − ηH) θ_{k−1} + ηH θ* − η σ S ξ_k is linear: its mean and covariance
+    follow exact recursions. Tolerance: 4 Monte Carlo standard errors."""
+    lr, n_steps, n_runs = 0.1, 15, 40000
+    sol = run_optimizer(PROBLEM, sgd(lr=lr), THETA0, n_steps, n_runs, seed=4,
+                        observables=["theta", "theta_sq"])
+    A = np.eye(2) - lr * PROBLEM.H
+    mu, cov = THETA0.copy(), np.zeros((2, 2))
+    noise = lr**2 * PROBLEM.noise_scale**2 * PROBLEM.Sigma
+    for _ in range(n_steps):
+        mu = A @ mu + lr * PROBLEM.H @ PROBLEM.theta_star
+        cov = A @ cov @ A.T + noise
+    expected = np.concatenate([mu, mu**2 + np.diag(cov)])
+    np.testing.assert_allclose(sol.t, [0.0, n_steps * lr])
+    assert np.all(np.abs(sol.mean[-1] - expected) < 4 * sol.stderr[-1]), \
+        (sol.mean[-1], expected, sol.stderr[-1])
