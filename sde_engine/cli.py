@@ -59,9 +59,17 @@ def _run_solvers(args):
     return 0
 
 
-def _add_order(sub):
+def _add_config_keys(p):
     from .studies.order_config import KEYS, key_kind
 
+    p.add_argument("config", nargs="?", help="TOML config file (optional if flags say all)")
+    keys = p.add_argument_group("config keys (override the file)")
+    for key in KEYS:
+        keys.add_argument(f"--{key.replace('_', '-')}", dest=f"key_{key}", default=None,
+                          metavar=key_kind(key).upper())
+
+
+def _add_order(sub):
     p = sub.add_parser(
         "order", help="weak-order study: a discrete optimizer against its SDE",
         description="Estimate E φ(x_k) of the discrete algorithm at k = T/η² (T/η for SGD) and "
@@ -69,17 +77,13 @@ def _add_order(sub):
                     "error. Every config key can also be given as a flag (it overrides the "
                     "file). Results: DIR/order.json, order.csv, order.png; DIR/checkpoint/ "
                     "lets an interrupted study resume.")
-    p.add_argument("config", nargs="?", help="TOML config file (optional if flags say all)")
     p.add_argument("--out", required=True, help="output folder DIR")
     p.add_argument("--max-points", type=int, default=None,
                    help="compute at most this many new learning rates, then stop (rerun to "
                         "continue from the checkpoint)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
-    keys = p.add_argument_group("config keys (override the file)")
-    for key in KEYS:
-        keys.add_argument(f"--{key.replace('_', '-')}", dest=f"key_{key}", default=None,
-                          metavar=key_kind(key).upper())
+    _add_config_keys(p)
     p.set_defaults(run=_run_order)
 
 
@@ -116,6 +120,94 @@ def _run_order(args):
     return 0
 
 
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="figures of dynamics (plot trajectories ...)")
+    kinds = p.add_subparsers(dest="figure", metavar="FIGURE", parser_class=_Parser)
+    kinds.required = True
+    t = kinds.add_parser(
+        "trajectories", help="discrete vs SDE: mean ± sd of each test function against SDE time",
+        description="For each learning rate of the config (or --lrs), run the discrete "
+                    "algorithm and draw the mean ± sd of each test function against SDE time "
+                    "k·h, with the SDE (Euler–Maruyama, fine step) on top. Writes "
+                    "DIR/trajectories_<test>.png and DIR/trajectories.json.")
+    t.add_argument("--out", required=True, help="output folder DIR")
+    t.add_argument("--runs", type=int, default=20_000,
+                   help="discrete runs and SDE paths per curve (default 20000)")
+    _add_config_keys(t)
+    t.set_defaults(run=_run_trajectories)
+
+
+def _run_trajectories(args):
+    import os
+
+    from . import plotting
+    from .studies.results import write_json
+    from .studies.trajectories import trajectory_figures, trajectory_record
+
+    cfg = order_config_from_args(args)
+    if args.runs < 1:
+        raise UsageError(f"--runs must be ≥ 1, got {args.runs}")
+    record = trajectory_record(cfg, n_paths=args.runs)
+    write_json(os.path.join(args.out, "trajectories.json"), record)
+    for test, fig in trajectory_figures(record).items():
+        path = plotting.save_figure(fig, os.path.join(args.out, f"trajectories_{test}.png"))
+        print(f"plot: {path}")
+    print(f"numbers: {os.path.join(args.out, 'trajectories.json')}")
+    return 0
+
+
+def _add_simulate(sub):
+    p = sub.add_parser(
+        "simulate", help="run one model (an optimizer's SDE or its discrete runs); save npz + plot",
+        description="Simulate the SDE of the config's algorithm at one learning rate (--side "
+                    "sde, Euler–Maruyama at --dt) or run the discrete algorithm (--side "
+                    "discrete). Saves DIR/simulate.npz (t, mean and sd of each test function; "
+                    "with --keep-paths the SDE states too) and DIR/simulate.png.")
+    p.add_argument("--out", required=True, help="output folder DIR")
+    p.add_argument("--side", choices=("sde", "discrete"), default="sde")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: the smallest of the config)")
+    p.add_argument("--runs", type=int, default=10_000, help="paths or runs (default 10000)")
+    p.add_argument("--dt", type=float, default=None, help="SDE step (default: sde_dt of the config)")
+    p.add_argument("--keep-paths", action="store_true", help="also save every SDE state")
+    _add_config_keys(p)
+    p.set_defaults(run=_run_simulate)
+
+
+def _run_simulate(args):
+    import os
+
+    import numpy as np
+
+    from . import plotting
+    from .studies.order_config import with_overrides
+    from .studies.trajectories import discrete_curve, sde_curve
+
+    cfg = order_config_from_args(args)
+    lr = min(cfg.lrs) if args.lr is None else args.lr
+    if not lr > 0 or (args.dt is not None and not args.dt > 0) or args.runs < 1:
+        raise UsageError(f"--lr, --dt and --runs must be positive, got {lr}, {args.dt}, "
+                         f"{args.runs}")
+    if args.keep_paths and args.side != "sde":
+        raise UsageError("--keep-paths applies to --side sde only")
+    cfg = with_overrides(cfg, lrs=[lr])          # validates β ≥ 0 etc. at this lr
+    if args.side == "sde":
+        curve = sde_curve(cfg, lr, args.runs, n_points=201, dt=args.dt, keep_paths=args.keep_paths)
+    else:
+        curve = discrete_curve(cfg, lr, args.runs, n_points=201)
+    os.makedirs(args.out, exist_ok=True)
+    npz = os.path.join(args.out, "simulate.npz")
+    tmp = npz + ".tmp.npz"
+    np.savez(tmp, tests=np.array(cfg.tests), lr=lr,
+             **{k: np.asarray(v) for k, v in curve.items() if k not in ("lr",)})
+    os.replace(tmp, npz)
+    label = f"{cfg.algorithm} {'SDE' if args.side == 'sde' else 'runs'}, η = {lr:g}"
+    fig = plotting.plot_curves(curve["t"], curve["mean"], curve["sd"], list(cfg.tests), label)
+    png = plotting.save_figure(fig, os.path.join(args.out, "simulate.png"))
+    print(f"numbers: {npz}\nplot: {png}")
+    return 0
+
+
 def build_parser():
     parser = _Parser(prog="sde-engine",
                      description="Simulate SDEs with Numba and study optimizers through "
@@ -125,6 +217,8 @@ def build_parser():
     sub.required = True
     _add_solvers(sub)
     _add_order(sub)
+    _add_plot(sub)
+    _add_simulate(sub)
     return parser
 
 
@@ -137,6 +231,9 @@ def main(argv=None):
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"sde-engine: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except FloatingPointError as exc:        # DivergenceError: paths became NaN/inf
+        print(f"sde-engine: diverged: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("sde-engine: interrupted", file=sys.stderr)
         return 130

@@ -158,3 +158,26 @@ def plot_trajectories(curves, sde_curve, ylabel="E φ", title=""):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def plot_curves(t, mean, sd, names, title=""):
+    """Mean ± sd of several quantities against time, one panel each.
+
+    Parameters
+    ----------
+    t : array_like, shape (n_t,)
+    mean, sd : array_like, shape (n_t, n_names)
+    names : list of str
+    """
+    t, mean, sd = (np.asarray(a, dtype=float) for a in (t, mean, sd))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
+    for j, (ax, name) in enumerate(zip(axes[0], names)):
+        ax.plot(t, mean[:, j], "k-", lw=1.5, label="mean")
+        ax.fill_between(t, mean[:, j] - sd[:, j], mean[:, j] + sd[:, j], alpha=0.2,
+                        label="± sd over paths")
+        ax.set_xlabel("SDE time t")
+        ax.set_title(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
