@@ -8,9 +8,9 @@ every run is (SPEC §2)::
     state_k = update(k, g_k, state_{k−1})        # same equations as the Numba kernels
 
 :func:`torch_update` evaluates exactly the floating-point operations of the
-Numba ``update`` kernels (:mod:`sde_engine.optimizers`) in the same order, so
-on the same gradient and state (float64) one step gives bit-identical
-results. The random numbers come from a ``torch.Generator`` per chunk of runs
+Numba ``update`` kernels (:mod:`sde_engine.optimizers`) in the same order, with the
+same β^k (Numba's integer power) and a correctly rounded square root, so on
+the same gradient and state (float64) one step gives bit-identical results. The random numbers come from a ``torch.Generator`` per chunk of runs
 (:mod:`solvers.torchsde_backend.batched`), so runs are not the Numba runs:
 statistics agree, paths do not.
 
@@ -42,6 +42,16 @@ def _power(beta, k):
     return math.pow(beta, k)
 
 
+def _sqrt(x):
+    """Correctly rounded √x. torch's CPU sqrt goes through MKL's vector math, which is
+    accurate to about 1 ulp but not always correctly rounded; NumPy's is (and so is
+    CUDA's), which the bit-for-bit agreement with the Numba kernels needs."""
+    import torch
+    if x.device.type == "cpu" and x.dtype == torch.float64:
+        return torch.from_numpy(np.sqrt(x.contiguous().numpy()))
+    return torch.sqrt(x)
+
+
 def _sgd(k, g, x, hyper):
     return x - hyper[0] * g
 
@@ -52,7 +62,7 @@ def _rmsprop(k, g, x, hyper):
     c2 = 1.0 - _power(beta, k) if hyper[3] != 0.0 else 1.0
     d = g.shape[1]
     v = beta * x[:, d:] + (1.0 - beta) * g * g
-    theta = x[:, :d] - lr * g / (torch.sqrt(v / c2) + eps)
+    theta = x[:, :d] - lr * g / (_sqrt(v / c2) + eps)
     return torch.cat((theta, v), dim=1)
 
 
@@ -68,7 +78,7 @@ def _adam(k, g, x, hyper):
     d = g.shape[1]
     m = beta1 * x[:, d:2 * d] + (1.0 - beta1) * g
     v = beta2 * x[:, 2 * d:] + (1.0 - beta2) * g * g
-    theta = x[:, :d] - lr * (m / c1) / (torch.sqrt(v / c2) + eps)
+    theta = x[:, :d] - lr * (m / c1) / (_sqrt(v / c2) + eps)
     return torch.cat((theta, m, v), dim=1)
 
 
