@@ -282,7 +282,7 @@ class OrderResult:
         return format_table(self.record)
 
 
-def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=None,
+def run_order_study(cfg, out_dir=None, *, evaluator=None, reference=None,
                     max_points=None, progress=None, plot=True, executor=None):
     """Run (or resume) a weak-order study.
 
@@ -292,7 +292,7 @@ def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=No
     out_dir : str, optional
         Folder for ``order.json``, ``order.csv`` and ``checkpoint/``; None keeps
         everything in memory.
-    evaluator : callable
+    evaluator : callable, optional
         ``evaluator(cfg, lr, path_offset, n_paths) -> Moments`` of shape
         (n_tests,): the discrete side of one chunk (default :func:`discrete_chunk`).
     reference : callable, optional
@@ -318,6 +318,7 @@ def run_order_study(cfg, out_dir=None, *, evaluator=discrete_chunk, reference=No
         files are then not written.
     """
     start = time.perf_counter()
+    evaluator = evaluator or discrete_chunk
     store = PointStore(out_dir)
     key = fingerprint(cfg)
     bounds = chunk_bounds(cfg.paths, cfg.chunk_paths)

@@ -1,0 +1,158 @@
+"""The ``sde-engine`` command: help/version, one-line refusals, and a study
+that is interrupted after its first learning rate and resumed."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sde_engine import __version__, cli
+from sde_engine.studies import weak_order
+
+TINY = """\
+algorithm = "rmsprop"
+bias_correction = false
+problem = "quadratic"
+dim = 1
+curvature = [1.0]
+noise = "gaussian"
+noise_cov = [1.0]
+sigma0 = 1.0
+eps0 = 0.1
+c2 = 1.0
+u0 = [0.5]
+theta0 = [1.0]
+horizon = 0.64
+lrs = [0.4, 0.2, 0.1]
+paths = 2_000
+chunk_paths = 1_000
+seed = 3
+tests = ["theta1", "theta_sq", "loss", "theta1_cubed"]
+"""
+
+
+def _config(tmp_path, text=TINY, name="study.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _numbers(out_dir):
+    record = json.loads((out_dir / "order.json").read_text())
+    record.pop("wall_s")
+    return record
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"sde-engine {__version__}"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    for command in ("solvers", "order", "plot", "simulate"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        cli.main(["order", "--help"])
+    assert "--lrs" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "sde-engine")
+    done = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"sde-engine {__version__}"
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda t: t + "learning_rate = 0.1\n", "unknown config key(s) learning_rate"),
+    (lambda t: t.replace("lrs = [0.4, 0.2, 0.1]", "lrs = [1.2, 0.4]"),
+     "lr 1.2 makes beta2 = 1 - c2·lr² = -0.44 negative"),
+    (lambda t: t.replace("paths = 2_000", "paths = 0"), "`paths` must be an integer ≥ 1, got 0"),
+    (lambda t: t.replace("paths = 2_000", "paths = -10"), "`paths` must be an integer ≥ 1"),
+    (lambda t: t.replace('noise = "gaussian"', 'noise = "cauchy"'), "`noise` must be one of"),
+    (lambda t: t.replace("dim = 1", "dim = 1\ndim = 2"), "is not valid TOML"),
+])
+def test_bad_configs_get_one_line_and_exit_2_and_write_nothing(tmp_path, capsys, edit, words):
+    out_dir = tmp_path / "out"
+    status = cli.main(["order", _config(tmp_path, edit(TINY)), "--out", str(out_dir)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("sde-engine: error: ") and words in err
+    assert err.count("\n") == 1
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["order", "missing.toml", "--out", "OUT"], "config file not found: missing.toml"),
+    (["order", "CFG", "--out", "OUT", "--paths", "0"], "`paths` must be an integer ≥ 1, got 0"),
+    (["order", "CFG", "--out", "OUT", "--paths", "lots"], "`--paths` expects int"),
+    (["order", "CFG", "--out", "OUT", "--lrs", "0.4,1.1"], "beta2"),
+    (["order", "CFG", "--out", "OUT", "--max-points", "0"], "--max-points must be ≥ 1"),
+    (["order", "CFG", "--out", "OUT", "--colour", "red"], "unrecognized arguments: --colour"),
+    (["solvers", "--paths", "0", "--out", "OUT"], "`n_paths` must be a positive integer"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_arguments_get_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    _config(tmp_path, name="CFG")
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_flags_override_the_config_file(tmp_path):
+    parser = cli.build_parser()
+    args = parser.parse_args(["order", _config(tmp_path), "--out", "x", "--lrs", "0.4,0.2",
+                              "--paths", "1_000_000", "--bias-correction", "false"])
+    cfg = cli.order_config_from_args(args)
+    assert cfg.lrs == (0.4, 0.2) and cfg.paths == 1_000_000 and cfg.c2 == 1.0
+
+
+def test_study_interrupted_after_the_first_lr_resumes_to_the_same_result(tmp_path, monkeypatch,
+                                                                        capsys):
+    config = _config(tmp_path)
+    # uninterrupted
+    assert cli.main(["order", config, "--out", str(tmp_path / "full")]) == 0
+    full = _numbers(tmp_path / "full")
+    assert full["lrs"] == [0.4, 0.2, 0.1] and full["paths"] == 2000
+
+    # a separate process that stops after its first learning rate
+    resumed = tmp_path / "resumed"
+    done = subprocess.run([sys.executable, "-m", "sde_engine.cli", "order", config, "--out",
+                           str(resumed), "--max-points", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert not (resumed / "order.json").exists()
+    assert sorted(os.listdir(resumed / "checkpoint")) == ["lr_0.4.json"]
+
+    # an interruption (Ctrl-C) in the middle of the second learning rate
+    calls = []
+    real = weak_order.discrete_chunk
+
+    def interrupted(cfg, lr, offset, n):
+        calls.append((lr, offset))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(cfg, lr, offset, n)
+
+    monkeypatch.setattr(weak_order, "discrete_chunk", interrupted)
+    assert cli.main(["order", config, "--out", str(resumed)]) == 130
+    assert calls == [(0.2, 0), (0.2, 1000)]      # 0.4 was not recomputed
+    assert not (resumed / "order.json").exists()
+
+    # resume: only what is missing is computed, and the numbers are identical
+    calls.clear()
+    monkeypatch.setattr(weak_order, "discrete_chunk",
+                        lambda *a: calls.append(a[1:3]) or real(*a))
+    assert cli.main(["order", config, "--out", str(resumed)]) == 0
+    assert calls == [(0.2, 1000), (0.1, 0), (0.1, 1000)]
+    assert _numbers(resumed) == full
+    out = capsys.readouterr().out
+    assert "order vs log lr" in out and "order.png" in out
+    assert (resumed / "order.png").stat().st_size > 1000
+    header = (resumed / "order.csv").read_text().splitlines()[0]
+    assert header.startswith("test,lr,h,n_steps,discrete,discrete_stderr,reference")
+    assert not [f for f in os.listdir(resumed) if f.startswith(".tmp")]
