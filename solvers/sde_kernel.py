@@ -9,8 +9,8 @@ with different dt and the same fine size see the same Brownian path.
 ``observe`` calls the user's ``observables(t, x, params, out)`` at
 t = t0 + k dt.
 """
-from numba import njit
 import numpy as np
+from numba import njit
 
 from .driver import PathKernel, make_driver
 from .rng import next_normal
