@@ -1,0 +1,41 @@
+"""Experiments other than TOML order studies (see :mod:`experiments.registry`)."""
+import numpy as np
+
+from sde_engine import plotting
+from sde_engine.studies.order_config import build_config, load_toml
+from sde_engine.studies.results import write_json
+from sde_engine.studies.solver_convergence import save_convergence, solver_convergence
+from sde_engine.studies.trajectories import trajectory_figures, trajectory_record
+
+from .registry import CONFIGS, experiment
+
+
+@experiment("solvers_gbm", "Euler–Maruyama (strong 0.5, weak 1) and Milstein (strong 1, weak 1) "
+                           "on geometric Brownian motion against the exact solution on the same "
+                           "Brownian paths")
+def solvers_gbm(out_dir):
+    result = solver_convergence("gbm", dts=2.0 ** -np.arange(3, 9), n_paths=100_000, seed=0)
+    save_convergence(result, str(out_dir), stem="gbm_solvers")
+    return {f"{m}/{k}": dict(order=f.order, ci=list(f.ci))
+            for m, kf in result.fits.items() for k, f in kf.items()}
+
+
+@experiment("trajectories_rmsprop", "RMSprop runs at η = 0.5, 0.25, 0.125 against its SDE: mean ± sd "
+                                    "of θ and ‖θ‖² over paths against SDE time kη² (SDE on top)")
+def trajectories_rmsprop(out_dir):
+    values = load_toml(str(CONFIGS / "rmsprop_gaussian.toml"))
+    cfg = build_config({**values, "lrs": [0.5, 0.25, 0.125], "tests": ["theta1", "theta_sq"]})
+    record = trajectory_record(cfg, n_paths=20_000)
+    write_json(out_dir / "trajectories.json", record)
+    for test, fig in trajectory_figures(record).items():
+        plotting.save_figure(fig, out_dir / f"trajectories_{test}.png")
+    return dict(sde_paths=record["sde"]["n_paths"], sde_dt=record["sde"]["dt"])
+
+
+@experiment("adamqlr", "AdamQLR (issue 7): Rosenbrock, two MLPs, controlled noise — "
+                       "experiments/adamqlr.py, figures plots/adamqlr_*.png")
+def adamqlr(out_dir):
+    from . import adamqlr as module
+
+    module.main(["--out", str(out_dir.parent)])
+    return {"figures": "plots/adamqlr_*.png"}
