@@ -67,7 +67,6 @@ The problem's own ``params`` are ``[σ, family code, *p]``.
 """
 import math
 
-import numba
 import numpy as np
 from numba import njit
 
@@ -92,7 +91,8 @@ class Problem:
     noise_scale : float
         σ.
     noise : str
-        ``"gaussian"``, ``"rademacher"``, ``"skewed"`` or ``"minibatch"``.
+        ``"gaussian"``, ``"rademacher"``, ``"skewed"``, ``"minibatch"`` or
+        ``"custom"`` (a user oracle, :func:`custom_problem`).
     loss, grad, stochastic_grad, noise_sqrt, noise_diag : numba dispatchers
         The kernels of the protocol.
     constant_noise : bool
@@ -241,6 +241,3 @@ def noise_family(noise):
     check.choice(noise, "noise", NOISE_FAMILIES)
     return FAMILY_CODE[noise]
 
-
-def is_dispatcher(fn):
-    return isinstance(fn, numba.core.registry.CPUDispatcher)
