@@ -82,7 +82,10 @@ def initial_state(x0, dim, n_paths):
 
     Returns a C-contiguous float64 array of shape (1, dim) or (n_paths, dim).
     """
-    arr = np.asarray(x0, dtype=np.float64) if not isinstance(x0, np.ndarray) else x0
+    try:
+        arr = np.asarray(x0, dtype=np.float64) if not isinstance(x0, np.ndarray) else x0
+    except (TypeError, ValueError):
+        raise ValueError(f"`x0` must be a numeric array, got {x0!r}") from None
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"`x0` must be numeric, got dtype {arr.dtype}")
     if arr.shape == (dim,):
