@@ -2,7 +2,7 @@
 
     python -m experiments.adamqlr [--config experiments/adamqlr.toml] [--out plots] [--quick]
 
-Writes ``adamqlr_*.png`` and ``adamqlr.json`` into the output folder.
+Writes ``adamqlr_*.png`` and ``adamqlr_results.json`` into the output folder.
 
 1. Rosenbrock from (1, −1), 200 steps: AdamQLR with Hessian curvature (engine
    optimizer, :func:`sde_engine.optimizers.adamqlr.adamqlr_run`), untuned and
@@ -324,8 +324,8 @@ def plot_mlp(res, path):
             ax.plot(grid, med, color=COLORS[label], label=label,
                     ls="--" if label == "AdamQLR tuned" else "-")
             ax.fill_between(grid, lo, hi, color=COLORS[label], alpha=0.15)
-            ax.set(yscale="log", xlabel="training wall-clock (s)", ylabel=f"{what} loss",
-                   title=f"{res['task']['name']}: {what} loss (median, min–max over seeds)")
+            ax.set(yscale="log", xlabel="training time (s, CPU of 1 thread)",
+                   ylabel=f"{what} loss", title=f"{res['task']['name']}: {what} loss")
     for label in ("AdamQLR untuned", "AdamQLR tuned"):
         for ax, key in ((axes[2], "alpha"), (axes[3], "damping")):
             n = min(len(r[key]) for r in res["runs"][label])
@@ -335,6 +335,8 @@ def plot_mlp(res, path):
                    else "damping λ (median over seeds)")
     axes[0].legend(fontsize=7)
     axes[2].legend(fontsize=7)
+    fig.suptitle(f"{res['task']['name']}: median over seeds, band = min–max; budget "
+                 f"{res['budget_s']:g} s per run", fontsize=9)
     save_figure(fig, path)
 
 
@@ -343,9 +345,12 @@ def summarize_mlp(res):
                step_cost=res["step_cost"], final={})
     for label, runs in res["runs"].items():
         final = np.array([r["curve"][-1, 2:] for r in runs])
+        # early stopping: the test loss at the evaluation with the lowest validation loss
+        early = [r["curve"][np.nanargmin(r["curve"][:, 3]), 4] for r in runs]
         out["final"][label] = dict(
             train_median=float(np.median(final[:, 0])), val_median=float(np.median(final[:, 1])),
             test_median=float(np.median(final[:, 2])), test_per_seed=final[:, 2],
+            early_stopped_test_median=float(np.median(early)),
             steps_median=float(np.median([r["steps"] for r in runs])))
         if label.startswith("AdamQLR"):
             out["final"][label]["alpha_median_last_half"] = float(np.median(np.concatenate(
@@ -440,13 +445,14 @@ def plot_noise(res, path):
     ax_neg = ax.twinx()
     ax_neg.plot(sig, [s["negative_fraction_last_half"] for s in res["sweep"]], "s:", color="C3",
                 label="fraction α < 0")
-    ax_neg.set(ylim=(0, 1), ylabel="fraction of steps with α < 0")
+    ax_neg.set(ylim=(0, 1))
     ax.legend(loc="upper left", fontsize=7)
     ax_neg.legend(loc="lower right", fontsize=7)
     ax2 = axes[2]
-    ax2.errorbar(sig, [s["final_loss"] for s in res["sweep"]],
-                 yerr=[2 * s["final_loss_se"] for s in res["sweep"]], fmt="o-")
-    ax2.axhline(max(res["clean_loss"][-1], 1e-30), color="k", ls="--", label="exact gradient")
+    final = np.array([s["final_loss"] for s in res["sweep"]])
+    ax2.errorbar(sig, final, yerr=[2 * s["final_loss_se"] for s in res["sweep"]], fmt="o-",
+                 label=f"noisy (exact gradient: {res['clean_loss'][-1]:.1e})")
+    ax2.plot(sig, final[-1] * (sig / sig[-1]) ** 2, "k:", label="∝ σ² guide")
     ax2.set(xscale="log", yscale="log", xlabel="σ = 1/√B",
             title=f"E f after {res['steps']} steps (±2 se)")
     ax2.legend(fontsize=7)
@@ -468,6 +474,7 @@ def plot_noise(res, path):
     ax.set(xscale="log", yscale="log", xlabel="batch size B (σ = 1/√B)",
            title="logistic regression, minibatch noise (±2 se)")
     ax.legend(fontsize=7)
+    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -519,8 +526,8 @@ def main(argv=None):
 
     record["total_seconds"] = time.perf_counter() - start
     record["torch_threads"] = int(cfg["threads"])
-    write_json(out / "adamqlr.json", record)
-    print(f"wrote {out}/adamqlr_*.png and adamqlr.json in {record['total_seconds']:.0f}s")
+    write_json(out / "adamqlr_results.json", record)
+    print(f"wrote {out}/adamqlr_*.png and adamqlr_results.json in {record['total_seconds']:.0f}s")
     return 0
 
 

@@ -153,6 +153,14 @@ def test_bad_arguments_raise(rosen):
         adamqlr_run(rosen, [1.0, -1.0], 5, lr=0.1)
 
 
+def test_modules_import_without_torch():
+    import subprocess
+    import sys
+    code = ("import sys; import sde_engine.optimizers.adamqlr_torch, sde_engine.optimizers; "
+            "assert 'torch' not in sys.modules, 'torch imported eagerly'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 # ---- torch optimizer -------------------------------------------------------------
 try:
     import torch
