@@ -260,3 +260,44 @@ def test_solver_study_orders_on_gbm():
             assert fit.ci[0] - 0.1 <= theory <= fit.ci[1] + 0.1, (m, k, fit)
     # Milstein's strong error is smaller than EM's at every step
     assert np.all(r.error[1, :, 0] < r.error[0, :, 0])
+
+
+# ---- the RMSprop control variate -------------------------------------------------------
+def test_control_update_one_step_by_hand():
+    from sde_engine.studies.control_variate import controlled_rmsprop
+
+    lr, beta, eps, h, q, v0 = 0.1, 0.9, 0.5, 2.0, 4.0, 1.0
+    opt = controlled_rmsprop(lr, beta, eps, False, [h], [q], [v0])
+    state = opt.init([1.0], v0=[v0])
+    assert list(state) == [1.0, 1.0, 1.0]
+    state[2] = 0.5                                   # let y differ from θ
+    g = 3.0                                          # oracle: H θ + noise, noise = 1
+    out = opt.step(1, [g], state)
+    v1 = beta * v0 + (1 - beta) * g**2
+    assert out[1] == pytest.approx(v1)
+    assert out[0] == pytest.approx(1.0 - lr * g / (np.sqrt(v1) + eps))
+    vbar = q * (1 - beta) + beta * v0
+    assert out[2] == pytest.approx(0.5 - lr / (np.sqrt(vbar) + eps) * (h * 0.5 + (g - h * 1.0)))
+
+
+def test_control_moments_after_one_step_by_hand():
+    from sde_engine.studies.control_variate import control_moments
+
+    lr, beta, eps, h, q, theta0 = 0.2, 0.5, 0.1, 1.5, 2.0, 0.7
+    mu, var, kappa = control_moments(1, lr, beta, eps, True, [h], [q], [0.0], [theta0], 2.0)
+    a = 1 / (np.sqrt(q) + eps)                      # bias-corrected v̄_1 = q
+    assert mu[0] == pytest.approx((1 - lr * a * h) * theta0)
+    assert var[0] == pytest.approx((lr * a) ** 2 * q)
+    assert kappa[0] == pytest.approx(-((lr * a) ** 3) * q**1.5 * 2.0)
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "skewed"])
+def test_control_variate_keeps_the_mean_and_cuts_the_error(noise):
+    from sde_engine.studies.weak_order import discrete_chunk
+
+    base = {**ISSUE_CONFIG, "noise": noise, "tests": ["theta1", "theta_sq", "theta1_cubed"],
+            "paths": 20_000}
+    plain = discrete_chunk(build_config({**base, "control_variate": False}), 0.1, 0, 20_000)
+    cv = discrete_chunk(build_config(base), 0.1, 0, 20_000)
+    assert np.all(np.abs(cv.mean - plain.mean) < 4 * plain.stderr)
+    assert np.all(cv.stderr < plain.stderr / 2.5)

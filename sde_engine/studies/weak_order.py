@@ -161,11 +161,44 @@ def discrete_moments(cfg, lr, path_offset, n_paths, record_steps=None):
                          run_offset=path_offset, on_divergence="raise")
 
 
+def uses_control_variate(cfg):
+    return cfg.control_variate and cfg.algorithm == "rmsprop" and cfg.problem == "quadratic"
+
+
 def discrete_chunk(cfg, lr, path_offset, n_paths):
-    """Moments of φ(x_k), shape (n_tests,), over runs [path_offset, path_offset + n_paths)."""
-    sol = discrete_moments(cfg, lr, path_offset, n_paths)
+    """Moments of φ(x_k), shape (n_tests,), over runs [path_offset, path_offset + n_paths).
+
+    With the control variate (:func:`uses_control_variate`) the moments are those
+    of E φ(y_k) + φ(x_k) − φ(y_k): same mean, smaller variance.
+    """
     cols = [PHI_COLUMNS.index(t) for t in cfg.tests]
+    if uses_control_variate(cfg):
+        return _controlled_chunk(cfg, lr, path_offset, n_paths, cols)
+    sol = discrete_moments(cfg, lr, path_offset, n_paths)
     return Moments.from_mean_var(sol.mean[-1, cols], sol.var[-1, cols], sol.n_used)
+
+
+def _controlled_chunk(cfg, lr, path_offset, n_paths, cols):
+    from ..runner import run_optimizer
+    from . import control_variate as cv
+
+    problem = build_problem(cfg, lr)
+    hp = cfg.hyperparameters(lr)
+    d = len(cfg.theta0)
+    v0 = np.zeros(d) if cfg.u0 is None else initial_v(cfg, lr)
+    noise_var = hp["noise_scale"] ** 2 * np.asarray(cfg.noise_cov)
+    args = (lr, hp["beta"], hp["eps"], cfg.bias_correction, np.asarray(cfg.curvature),
+            noise_var, v0)
+    sol = run_optimizer(problem, cv.controlled_rmsprop(*args), np.asarray(cfg.theta0),
+                        cfg.n_steps(lr), n_paths, seed=cfg.seed, v0=v0,
+                        record_steps=[cfg.n_steps(lr)],
+                        observables=cv.difference_observer(problem.loss),
+                        n_observables=len(PHI_COLUMNS), run_offset=path_offset,
+                        on_divergence="raise")
+    exact = cv.control_means(*cv.control_moments(cfg.n_steps(lr), *args, cfg.theta0,
+                                                 cv.THIRD_MOMENT[cfg.noise]), cfg.curvature)
+    return Moments.from_mean_var(sol.mean[-1, cols] + exact[cols], sol.var[-1, cols],
+                                 sol.n_used)
 
 
 def reference_chunk(cfg, lrs, path_offset, n_paths):
@@ -427,6 +460,8 @@ def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1):
         sde_time=[cfg.sde_time(lr) for lr in cfg.lrs],
         tests=list(cfg.tests), points=points, fits=fits,
         reference=dict(method=refs[0][3], exact=use_exact_reference(cfg)),
+        estimator="control variate (sde_engine.studies.control_variate)"
+        if uses_control_variate(cfg) else "plain mean over runs",
         paths=cfg.paths, chunks=len(chunk_bounds(cfg.paths, cfg.chunk_paths)),
         workers=workers, wall_s=wall_s, notes=notes)
 
