@@ -121,3 +121,59 @@ def test_rescale_v():
     # u = v/σ² is unchanged when σ → σ/√κ and v → v/κ
     sigma, kappa = 3.0, 4.0
     assert rescale_v(v, kappa) / (sigma / math.sqrt(kappa)) ** 2 == pytest.approx(v / sigma**2)
+
+
+# ---- batch-size sweeps ----------------------------------------------------------------
+from sde_engine.optimizers import adam, sgd  # noqa: E402
+from sde_engine.problems import quadratic  # noqa: E402
+from sde_engine.studies.scaling_sweep import (noise_dominance, problem_at,  # noqa: E402
+                                              rule_hyperparameters, scaling_sweep)
+
+
+def test_noise_dominance_by_hand():
+    p = quadratic([2.0, 1.0], theta_star=[0.0, 0.0], Sigma=[4.0, 1.0], noise_scale=0.5)
+    ratio = noise_dominance(p, [[1.0, 0.0], [0.5, -2.0]])
+    # σ √diagΣ = (1, 0.5); |∇f| = |H θ| = (2, 0) then (1, 2)
+    np.testing.assert_allclose(ratio, [[0.5, np.inf], [1.0, 0.25]])
+    with pytest.raises(ValueError, match="thetas"):
+        noise_dominance(p, [[1.0, 2.0, 3.0]])
+
+
+def test_rule_hyperparameters_and_problem_at():
+    opt = adam(lr=0.01, betas=(0.9, 0.99), eps=1e-6)
+    hp = rule_hyperparameters(opt, "sqrt", 4)
+    assert hp["lr"] == pytest.approx(0.02) and hp["betas"] == pytest.approx((0.6, 0.96))
+    assert hp["eps"] == pytest.approx(5e-7) and hp["bias_correction"] is True
+    assert rule_hyperparameters(opt, "linear_lr", 4)["betas"] == (0.9, 0.99)
+    assert rule_hyperparameters(opt, "none", 4) == opt.hyperparameters
+    assert rule_hyperparameters(sgd(lr=0.1), "linear", 3)["lr"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="larger base batch"):
+        rule_hyperparameters(opt, "sqrt", 10)
+    with pytest.raises(ValueError, match="rule"):
+        rule_hyperparameters(opt, "cubic", 2)
+    p = quadratic([1.0], noise_scale=0.8)
+    assert problem_at(p, 4, 16).noise_scale == pytest.approx(0.4)
+
+
+def test_sweep_refuses_fractional_steps():
+    p = quadratic([1.0])
+    with pytest.raises(ValueError, match="whole"):
+        scaling_sweep(p, adam(lr=0.01, betas=(0.9, 0.99)), [0.0], 100, base_batch=1,
+                      batch_sizes=[1, 8], rule="sqrt", n_records=4)
+    with pytest.raises(ValueError, match="base_batch"):
+        scaling_sweep(p, adam(lr=0.01, betas=(0.9, 0.99)), [0.0], 96, base_batch=2,
+                      batch_sizes=[1, 8], rule="sqrt")
+
+
+def test_sqrt_rule_keeps_the_curves_and_lr_only_does_not():
+    """Adam near the optimum of a noisy quadratic (noise dominates): at κ = 4 the square-root
+    rule reproduces the κ = 1 loss curve within 4 combined standard errors at every record
+    time; scaling only lr (the contrast) moves it by far more."""
+    p = quadratic([1.0, 0.5], Sigma=[1.0, 1.0], noise="gaussian", noise_scale=1.0)
+    opt = adam(lr=0.01, betas=(0.9, 0.99), eps=1e-8)
+    kw = dict(base_batch=1, batch_sizes=[1, 4], n_runs=2000, n_records=8, seed=2)
+    ruled = scaling_sweep(p, opt, [0.0, 0.0], 4000, rule="sqrt", **kw)
+    assert ruled["runs"][4]["steps"] == 1000
+    assert np.all(ruled["runs"][4]["max_abs_z"] < 4), ruled["runs"][4]["max_abs_z"]
+    contrast = scaling_sweep(p, opt, [0.0, 0.0], 4000, rule="linear_lr", **kw)
+    assert contrast["runs"][4]["max_abs_z"][0] > 10

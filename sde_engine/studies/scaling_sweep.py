@@ -197,3 +197,41 @@ def scaling_sweep(problem, optimizer, theta0, n_steps, *, base_batch, batch_size
     return {"rule": rule, "t": base_rec * tau0, "labels": labels, "base_batch": base_batch,
             "batch_sizes": batch_sizes, "n_runs": n_runs, "n_steps": n_steps,
             "optimizer": repr(optimizer), "runs": {b: runs[b] for b in batch_sizes}}
+
+
+def newton_minimum(problem, theta0=None, *, tol=1e-12, max_iter=100):
+    """Minimiser of a smooth, strictly convex ``problem`` by Newton's method on ``hessian``.
+
+    Used to start sweeps where the noise dominates (at θ*, ∇f = 0). Stops when
+    max |∇f| < tol; raises if it does not converge in ``max_iter`` steps.
+    """
+    theta = np.zeros(problem.dim) if theta0 is None else np.array(theta0, dtype=np.float64)
+    for _ in range(check.positive_int(max_iter, "max_iter")):
+        grad = problem.grad_at(theta)
+        if np.max(np.abs(grad)) < tol:
+            return theta
+        theta = theta - np.linalg.solve(problem.hessian(theta), grad)
+    raise ValueError(f"Newton's method did not reach max|grad| < {tol:g} in {max_iter} steps "
+                     f"(max|grad| = {np.max(np.abs(grad)):.3g}); is the problem strictly convex?")
+
+
+def sklearn_logistic(dataset, batch_size, *, l2=1e-2):
+    """Logistic regression with real minibatch noise on a scikit-learn data set.
+
+    ``dataset`` is ``"breast_cancer"`` (569 × 30, binary) or ``"digits01"``
+    (the 0/1 images of load_digits). Features are standardised and a constant
+    column is appended (the intercept).
+    """
+    from sklearn import datasets
+
+    from ..problems import logistic_regression
+
+    check.choice(dataset, "dataset", ("breast_cancer", "digits01"))
+    if dataset == "breast_cancer":
+        X, y = datasets.load_breast_cancer(return_X_y=True)
+    else:
+        X, y = datasets.load_digits(n_class=2, return_X_y=True)
+    scale = X.std(axis=0)
+    scale[scale == 0] = 1.0
+    X = np.hstack([(X - X.mean(axis=0)) / scale, np.ones((len(y), 1))])
+    return logistic_regression(X, y.astype(np.float64), batch_size, l2=l2)
