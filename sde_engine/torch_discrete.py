@@ -148,10 +148,6 @@ class QuadraticOracleTorch:
             g = self.r1 * g + self.r2 * self._one(theta, gen)
         return g
 
-    def loss(self, theta):
-        """f(θ) per row, shape (n,)."""
-        return 0.5 * ((theta - self.q.theta_star) * self.q.grad(theta)).sum(dim=1)
-
 
 def _named_observables(table, oracle):
     """phi(k, x) evaluating an observable table of :mod:`sde_engine.optimizers.observables`."""
@@ -168,31 +164,35 @@ def _named_observables(table, oracle):
             elif kind == 2:
                 cols.append((block * block).sum(dim=1, keepdim=True))
             else:
-                cols.append(oracle.loss(block)[:, None])
+                cols.append(oracle.q.loss(block)[:, None])
         return torch.cat(cols, dim=1)
     return phi
 
 
 def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=None,
                         v0=None, record_steps=None, observables=None, save_runs=None,
-                        on_divergence="raise", device="cpu", dtype=None, chunk_runs=None):
+                        on_divergence="raise", run_offset=0, device="cpu", dtype=None,
+                        chunk_runs=None):
     """Run ``n_runs`` copies of ``optimizer`` on ``problem`` in torch, batched over runs.
 
     Same arguments and :class:`Solution` as :func:`sde_engine.runner.run_optimizer`
     except: ``observables`` is a name or list of names of
     :data:`sde_engine.optimizers.observables.OBSERVABLES` or a torch function
     ``phi(k, x) -> (n_runs, n_observables)`` (k the step, x the states
-    (n_runs, state_dim)); no ``run_offset``, ``n_threads`` or ``oracle`` (SVAG:
-    pass an SVAG-wrapped problem).
+    (n_runs, state_dim)); no ``n_threads`` or ``oracle`` (SVAG: pass an
+    SVAG-wrapped problem).
 
     Extra parameters
     ----------------
     device : str or torch.device
     dtype : {"float64", "float32"}, optional
         Precision on the device (default float64).
+    run_offset : int
+        Global index of run 0: the chunk starting at global run r draws from
+        the generator seeded from (seed, r), so pieces of a study with
+        different offsets are independent and each is reproducible.
     chunk_runs : int, optional
-        Runs per batch (default 2**20); run i of chunk c draws from the
-        generator seeded from (seed, c).
+        Runs per batch (default 2**20).
 
     Returns
     -------
@@ -221,6 +221,7 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
     n_steps = check.positive_int(n_steps, "n_steps")
     n_runs = check.positive_int(n_runs, "n_runs")
     seed = check.nonnegative_int(seed, "seed")
+    run_offset = check.nonnegative_int(run_offset, "run_offset", upper=2**62)
     check.choice(on_divergence, "on_divergence", DIVERGENCE_POLICIES)
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     d = problem.dim
@@ -262,10 +263,11 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
 
     run = run_batched(x0, n_runs, n_steps=n_steps, save_steps=steps, seed=seed,
                       make_advance=make_advance, time_of_step=lambda k: k, observables=phi,
-                      n_obs=len(labels), save_paths=bool(save_runs), chunk_paths=chunk_runs)
+                      n_obs=len(labels), save_paths=bool(save_runs), chunk_paths=chunk_runs,
+                      path_offset=run_offset)
     tau = optimizer.time_per_step
     report, kept, (x_out,) = apply_divergence_policy(
-        run.diverged_step, 0, run.diverged_step * tau, on_divergence, (run.x,))
+        run.diverged_step, run_offset, run.diverged_step * tau, on_divergence, (run.x,))
     mean = var = None
     if labels:
         mean, var = run.mean, run.m2 / max(run.count - 1, 1)
@@ -275,6 +277,7 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
         info=dict(steps=steps, time_per_step=tau, labels=labels, state_layout=optimizer.blocks,
                   optimizer=optimizer.name, hyperparameters=dict(optimizer.hyperparameters),
                   problem=problem.name, noise_scale=problem.noise_scale, dim=d,
-                  n_steps=n_steps, n_runs=n_runs, seed=seed, backend="torch",
+                  n_steps=n_steps, n_runs=n_runs, seed=seed, run_offset=run_offset,
+                  backend="torch",
                   device=str(device), dtype=str(dtype).replace("torch.", ""),
                   chunk_runs=chunk_runs))

@@ -172,6 +172,10 @@ class QuadraticTorch:
         """S ξ for each row ξ of ``xi`` (n_paths, d)."""
         return xi * self.S if self.s_diag else xi @ self.S.T
 
+    def loss(self, theta):
+        """f(θ) per row, shape (n_paths,)."""
+        return 0.5 * ((theta - self.theta_star) * self.grad(theta)).sum(dim=1)
+
 
 def _is_diagonal(a):
     a = np.asarray(a)

@@ -9,17 +9,20 @@ Numba backend.
 What differs from the Numba backend
 -----------------------------------
 * Paths are batched on the device; the random numbers come from a
-  ``torch.Generator`` per chunk of paths, so a seed gives the same result for
-  the same device, dtype, ``n_paths`` and ``chunk_paths`` — but not the Numba
+  ``torch.Generator`` per chunk of paths, keyed by (seed, global index of the
+  chunk's first path), so a seed gives the same result for the same device,
+  dtype, ``path_offset``, ``n_paths`` and ``chunk_paths`` — but not the Numba
   paths: the two backends agree in distribution (statistics), not path by path.
+  Pieces of a study run with different ``path_offset`` draw from different
+  streams; ``brownian_dt`` couples runs with different ``dt`` on one Brownian
+  path as on the Numba backend (not with ``srk``).
 * ``observables`` is a torch function ``phi(t, x) -> (n_paths, n_observables)``
   (``t`` a float, ``x`` a tensor (n_paths, dim)) or a built-in name:
   ``"state"`` (x, dim values), ``"square"`` (x², dim values), ``"moments"``
   ((x, x²), 2·dim values). ``n_observables`` may be omitted.
 * Divergence is detected at the save steps (and the last step): the reported
   step is the first of those at which the path was non-finite.
-* Refused (``ValueError``): ``save_brownian``, ``brownian_dt``, ``path_offset``
-  and ``n_threads`` (Numba-only), Numba-style observables, and SDEs without a
+* Refused (``ValueError``): ``save_brownian`` and ``n_threads`` (Numba-only), Numba-style observables, and SDEs without a
   torch form. ``method`` is a registry scheme with a ``torchsde_method``
   (``"euler_maruyama"`` → euler, ``"milstein"`` → derivative-free milstein) or
   ``"srk"`` (torchsde's stochastic Runge–Kutta, torch backend only).
@@ -97,8 +100,6 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
     from .simulate import DIVERGENCE_POLICIES, MAX_SAVED_BYTES, apply_divergence_policy
 
     for name, value, default in (("save_brownian", save_brownian, False),
-                                 ("brownian_dt", brownian_dt, None),
-                                 ("path_offset", path_offset, 0),
                                  ("n_threads", n_threads, None)):
         if value != default:
             raise ValueError(f"`{name}` is not available on the torch backend (got {value!r}); "
@@ -113,6 +114,11 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
     seed = check.nonnegative_int(seed, "seed")
     t0, t1 = check.time_span(t_span)
     n_steps = check.steps_on_grid(t1 - t0, dt)
+    path_offset = check.nonnegative_int(path_offset, "path_offset", upper=2**62)
+    refine = 1
+    if brownian_dt is not None:
+        brownian_dt = check.positive_float(brownian_dt, "brownian_dt")
+        refine = check.steps_on_grid(dt, brownian_dt, name="brownian_dt")
     steps, times = check.save_steps(save_at, t0, t1, dt, n_steps)
     dim = getattr(form, "dim", None)
     if dim is None:
@@ -132,16 +138,19 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
     run = torchsde_backend.integrate(
         form, x0, n_paths, t0=t0, dt=dt, n_steps=n_steps, save_steps=steps, method=ts_method,
         seed=seed, device=device, dtype=dtype, observables=observables,
-        n_observables=n_observables, save_paths=bool(save_paths), chunk_paths=chunk_paths)
+        n_observables=n_observables, save_paths=bool(save_paths), chunk_paths=chunk_paths,
+        path_offset=path_offset, refine=refine)
     mean = var = None
     if observables is not None:
         mean, var = run.mean, run.m2 / max(run.count - 1, 1)
     report, kept, (x_out,) = apply_divergence_policy(
-        run.diverged_step, 0, t0 + run.diverged_step * dt, on_divergence, (run.x,), stacklevel=4)
+        run.diverged_step, path_offset, t0 + run.diverged_step * dt, on_divergence, (run.x,),
+        stacklevel=4)
     return Solution(
         t=times, x=x_out, mean=mean, var=var, n_used=run.count, diverged=report,
         kept_paths=kept,
         info=dict(method=method, dt=dt, n_steps=n_steps, seed=seed, n_paths=n_paths,
-                  backend="torch", device=str(device), torchsde_method=ts_method,
+                  path_offset=path_offset, brownian_dt=dt / refine, backend="torch",
+                  device=str(device), torchsde_method=ts_method,
                   dtype=str(dtype).replace("torch.", ""), chunk_paths=chunk_paths,
                   divergence_detected_at="save steps"))

@@ -266,6 +266,36 @@ class CubicTorch:
         return torch.zeros_like(y)
 
 
+class BrownianTorch:
+    """dX = dW: Euler gives X_T = W_T exactly, at any step."""
+
+    noise_type, sde_type, dim = "diagonal", "ito", 2
+
+    def f(self, t, y):
+        return torch.zeros_like(y)
+
+    def g(self, t, y):
+        return torch.ones_like(y)
+
+
+def test_brownian_dt_couples_runs_with_different_steps_and_offsets_split_a_run():
+    def run(dt, n=200, **kw):
+        return simulate(BrownianTorch(), [0.0, 0.0], (0.0, 1.0), dt, n, seed=6,
+                        backend="torch", **kw).x[-1]
+
+    fine, coarse = run(0.05, brownian_dt=0.05), run(0.1, brownian_dt=0.05)
+    np.testing.assert_allclose(coarse, fine, rtol=1e-12, atol=1e-12)
+    assert np.max(np.abs(run(0.1) - fine)) > 0.1
+    assert 0.8 < np.var(fine) < 1.2                    # Var W_1 = 1 (400 values)
+    from sde_engine.torch_simulate import simulate_torch
+    kw = dict(method="euler_maruyama", seed=1, save_at=None, observables=None,
+              n_observables=None, save_paths=True, save_brownian=False, brownian_dt=None,
+              on_divergence="raise", n_threads=None, device="cpu", chunk_paths=100)
+    whole = simulate_torch(BrownianTorch(), [0.0, 0.0], (0, 1), 0.1, 200, path_offset=0, **kw)
+    part = simulate_torch(BrownianTorch(), [0.0, 0.0], (0, 1), 0.1, 100, path_offset=100, **kw)
+    np.testing.assert_array_equal(part.x, whole.x[:, 100:])
+
+
 def test_divergence_is_reported_at_the_first_save_step_after_it():
     dt, save_at = 0.05, [0.2, 0.4, 0.6, 0.8, 1.0]
     x, k_bad = np.float64(2.0), 0
@@ -298,7 +328,9 @@ def test_what_the_torch_backend_cannot_do_is_refused(general, gbm, adam_model):
                           backend="torch"), "supports"),
         (lambda: simulate(gbm, [1.0], (0, 1), 0.1, 10, backend="torch", save_brownian=True),
          "save_brownian"),
-        (lambda: simulate(gbm, [1.0], (0, 1), 0.1, 10, backend="torch", brownian_dt=0.05),
+        (lambda: simulate(gbm, [1.0], (0, 1), 0.1, 10, backend="torch", brownian_dt=0.05,
+                          method="srk"), "brownian_dt"),
+        (lambda: simulate(gbm, [1.0], (0, 1), 0.1, 10, backend="torch", brownian_dt=0.03),
          "brownian_dt"),
         (lambda: simulate(gbm, [1.0], (0, 1), 0.1, 10, backend="torch",
                           observables=theta_moments_numba, n_observables=4), "Numba-style"),

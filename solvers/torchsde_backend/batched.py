@@ -6,9 +6,12 @@ discrete optimizers of :mod:`sde_engine.torch_discrete`. The caller supplies
 (batch, d) tensor of states from step ``k_from`` to step ``k_to`` drawing from
 ``generator``; this module handles the rest:
 
-* paths in chunks of ``chunk_paths``; chunk c gets a ``torch.Generator`` on the
-  device seeded from ``(seed, c)`` (:func:`chunk_seed`), so a run is
-  reproducible for the same seed, device, dtype, ``n_paths`` and ``chunk_paths``;
+* paths in chunks of ``chunk_paths``; the chunk whose first path has the global
+  index p (``path_offset`` + local index) gets a ``torch.Generator`` on the device
+  seeded from ``(seed, p)`` (:func:`chunk_seed`). A run is reproducible for the
+  same seed, device, dtype, ``path_offset``, ``n_paths`` and ``chunk_paths``;
+  a full chunk does not depend on ``n_paths``, and runs with different offsets
+  (pieces of one study) draw from different streams;
 * states are advanced from checkpoint to checkpoint (the save steps and the last
   step) and only the current state is kept on the device;
 * a path is diverged from the first checkpoint at which its state is not
@@ -100,15 +103,15 @@ def resolve_observables(observables):
                      f"n_observables) or one of {OBSERVABLE_NAMES}, got {observables!r}")
 
 
-def chunk_seed(seed, chunk):
-    """A 63-bit generator seed for chunk ``chunk`` of a run with ``seed``."""
-    state = np.random.SeedSequence((seed, chunk)).generate_state(2, dtype=np.uint32)
+def chunk_seed(seed, first_path):
+    """A 63-bit generator seed for the chunk starting at global path ``first_path``."""
+    state = np.random.SeedSequence((seed, first_path)).generate_state(2, dtype=np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
 
 
 
 def run_batched(x0, n_paths, *, n_steps, save_steps, seed, make_advance, time_of_step,
-                observables=None, n_obs=0, save_paths=True, chunk_paths=None):
+                observables=None, n_obs=0, save_paths=True, chunk_paths=None, path_offset=0):
     """Advance ``n_paths`` paths in chunks and record them at ``save_steps``.
 
     Parameters
@@ -128,6 +131,8 @@ def run_batched(x0, n_paths, *, n_steps, save_steps, seed, make_advance, time_of
     save_paths : bool
     chunk_paths : int, optional
         Default :data:`DEFAULT_CHUNK_PATHS`.
+    path_offset : int
+        Global index of path 0 (keys the chunk generators).
 
     Returns
     -------
@@ -145,10 +150,10 @@ def run_batched(x0, n_paths, *, n_steps, save_steps, seed, make_advance, time_of
     x_out = np.empty((n_save, n_paths, d)) if save_paths else None
     diverged_step = np.full(n_paths, -1, dtype=np.int64)
     chunk_stats = []
-    for c, lo in enumerate(range(0, n_paths, chunk)):
+    for lo in range(0, n_paths, chunk):
         hi = min(lo + chunk, n_paths)
         gen = torch.Generator(device=device)
-        gen.manual_seed(chunk_seed(seed, c))
+        gen.manual_seed(chunk_seed(seed, path_offset + lo))
         advance = make_advance(gen, hi - lo)
         y = (x0[lo:hi] if x0.shape[0] > 1 else x0.expand(hi - lo, d)).clone()
         states = []

@@ -26,23 +26,34 @@ class GridBrownian(BaseBrownian):
     space_time : bool
         Also draw the space-time Lévy area H ~ N(0, 1/12) per step (needed by
         ``srk``); ``return_U=True`` then gives U = ∫ (W_s − W_a) ds = W/2 + H.
+    refine : int
+        Draw each step's increment as the sum of ``refine`` independent
+        N(0, 1/refine) pieces, in order. Runs whose steps are 1 and 2 fine
+        pieces long (dt and 2 dt with the same resolution) then see the same
+        Brownian path, as the Numba driver's ``brownian_dt`` does. Not with
+        ``space_time``.
 
     Notes
     -----
-    Steps are drawn in the order ``W_0, [H_0], W_1, [H_1], ...``. A query
+    Steps are drawn in the order ``W_0, [H_0], W_1, [H_1], ...`` (each W_k
+    made of ``refine`` consecutive (batch, m) blocks). A query
     ``(a, a + 1)`` for the step just drawn returns the cached block (solvers
     may ask twice); a query that skips or goes back raises ``RuntimeError``.
     """
 
-    __slots__ = ("_size", "_generator", "_dtype", "_device", "_space_time", "_step", "_W", "_H")
+    __slots__ = ("_size", "_generator", "_dtype", "_device", "_space_time", "_refine", "_step",
+                 "_W", "_H")
 
-    def __init__(self, size, generator, dtype, device, space_time=False):
+    def __init__(self, size, generator, dtype, device, space_time=False, refine=1):
         super().__init__()
         self._size = tuple(size)
         self._generator = generator
         self._dtype = dtype
         self._device = torch.device(device)
+        if space_time and refine != 1:
+            raise ValueError("GridBrownian: space-time Lévy area with refine > 1 is not supported")
         self._space_time = space_time
+        self._refine = int(refine)
         self._step = -1
         self._W = self._H = None
 
@@ -67,6 +78,11 @@ class GridBrownian(BaseBrownian):
     def _draw(self):
         self._W = torch.randn(self._size, generator=self._generator, dtype=self._dtype,
                               device=self._device)
+        if self._refine > 1:
+            for _ in range(self._refine - 1):
+                self._W += torch.randn(self._size, generator=self._generator, dtype=self._dtype,
+                                       device=self._device)
+            self._W *= self._refine ** -0.5
         if self._space_time:
             self._H = torch.randn(self._size, generator=self._generator, dtype=self._dtype,
                                   device=self._device) * (1.0 / 12.0) ** 0.5
@@ -74,7 +90,7 @@ class GridBrownian(BaseBrownian):
 
     def __repr__(self):
         return (f"GridBrownian(size={self._size}, dtype={self._dtype}, device={self._device}, "
-                f"space_time={self._space_time}, step={self._step})")
+                f"space_time={self._space_time}, refine={self._refine}, step={self._step})")
 
     @property
     def dtype(self):

@@ -15,9 +15,9 @@ How the run is laid out
   grid 0, 1, 2, ... is exact. Euler–Maruyama, derivative-free Milstein and SRK
   produce the same iterates as on the original grid (up to rounding).
 * **Brownian path.** :class:`.brownian.GridBrownian`, one (batch, m) block per
-  step from a ``torch.Generator`` on the device.
-* **Chunks, seeds, save times** (:mod:`.batched`): paths run in chunks, chunk c
-  draws from a generator seeded from ``(seed, c)``; ``sdeint`` is called once
+  step (or the sum of ``refine`` finer ones) from a ``torch.Generator`` on the device.
+* **Chunks, seeds, save times** (:mod:`.batched`): paths run in chunks, the
+  chunk starting at global path p draws from a generator seeded from ``(seed, p)``; ``sdeint`` is called once
   per interval between consecutive save steps (and up to the last step), so
   only the current state is kept on the device. Divergence is detected at
   these checkpoints: the step reported is the first checkpoint at which the
@@ -131,7 +131,7 @@ def _probe(sde, t0, y, n_obs_fn):
 
 def integrate(sde, x0, n_paths, *, t0, dt, n_steps, save_steps, method, seed,
               device="cpu", dtype=None, observables=None, n_observables=None, save_paths=True,
-              chunk_paths=None):
+              chunk_paths=None, path_offset=0, refine=1):
     """Integrate ``n_paths`` paths of a torchsde-style SDE with ``torchsde.sdeint``.
 
     Parameters
@@ -163,12 +163,21 @@ def integrate(sde, x0, n_paths, *, t0, dt, n_steps, save_steps, method, seed,
         Return every path's states.
     chunk_paths : int, optional
         Paths per ``sdeint`` batch (default :data:`.batched.DEFAULT_CHUNK_PATHS`).
+    path_offset : int
+        Global index of path 0: the chunk starting at global path p draws from
+        the generator seeded from (seed, p).
+    refine : int
+        Brownian increments of each step summed from ``refine`` finer pieces
+        (see :class:`.brownian.GridBrownian`); not with ``srk``.
 
     Returns
     -------
     solvers.torchsde_backend.batched.TorchRun
     """
     check_sde(sde, method)
+    if refine != 1 and method == "srk":
+        raise ValueError("`brownian_dt` (a refined Brownian path) is not available with method "
+                         "'srk', whose space-time Lévy area would not be refined with it")
     device = resolve_device(device)
     dtype = resolve_dtype(dtype)
     phi = resolve_observables(observables)
@@ -185,7 +194,7 @@ def integrate(sde, x0, n_paths, *, t0, dt, n_steps, save_steps, method, seed,
 
     def make_advance(generator, batch):
         bm = GridBrownian((batch, noise_dim), generator, dtype, device,
-                          space_time=(method == "srk"))
+                          space_time=(method == "srk"), refine=refine)
 
         def advance(y, k_from, k_to):
             return torchsde.sdeint(stepper, y, [float(k_from), float(k_to)], bm=bm,
@@ -195,4 +204,4 @@ def integrate(sde, x0, n_paths, *, t0, dt, n_steps, save_steps, method, seed,
     return run_batched(x0_t, n_paths, n_steps=n_steps, save_steps=save_steps, seed=seed,
                        make_advance=make_advance, time_of_step=lambda k: t0 + k * dt,
                        observables=phi, n_obs=n_obs, save_paths=save_paths,
-                       chunk_paths=chunk_paths)
+                       chunk_paths=chunk_paths, path_offset=path_offset)
