@@ -8,7 +8,7 @@ import pytest
 
 from sde_engine import simulate
 from sde_engine.models import adam_sde, rmsprop_sde, sgd_sde
-from sde_engine.problems import quadratic
+from sde_engine.problems import linear_regression, quadratic, synthetic_regression
 
 H = np.array([[2.0, 0.5], [0.5, 1.0]])
 SIGMA = np.array([[1.0, 0.6], [0.6, 2.0]])
@@ -94,6 +94,24 @@ def test_adam_sde_at_a_point(problem, bias):
     np.testing.assert_array_equal(g[:2], 0.0)
     np.testing.assert_allclose(g[2:4], SIGMA0 * C1 * _sqrt_sigma(), rtol=1e-12)
     np.testing.assert_array_equal(g[4:], 0.0)
+
+
+def test_adam_sde_on_minibatch_regression_uses_the_per_example_covariance():
+    """Σ(θ) of a data set enters the SDE exactly: compare with the covariance of the
+    per-example gradients computed by hand."""
+    X, y, _ = synthetic_regression(25, 3, seed=3)
+    p = linear_regression(X, y, 5)
+    model = adam_sde(p, LR, betas=(BETA1, BETA2), eps=EPS, bias_correction=False)
+    theta, m, u = np.array([0.2, -0.4, 0.1]), np.array([0.1, 0.0, -0.2]), np.ones(3)
+    f, g = _eval(model, 0.5, np.concatenate([theta, m, u]))
+    G = (X @ theta - y)[:, None] * X
+    cov = np.cov(G.T, bias=True)
+    lam, vec = np.linalg.eigh(cov)
+    sigma0 = LR / math.sqrt(5)
+    np.testing.assert_allclose(g[3:6], sigma0 * C1 * (vec * np.sqrt(lam)) @ vec.T, rtol=1e-9)
+    np.testing.assert_allclose(f[3:6], C1 * (G.mean(0) - m), rtol=1e-12)
+    np.testing.assert_allclose(f[6:], C2 * (np.diag(cov) - u), rtol=1e-10)
+    np.testing.assert_allclose(f[:3], -m / (sigma0 * np.sqrt(u) + EPS0), rtol=1e-13)
 
 
 def test_bias_corrected_rmsprop_preconditioner_is_constant_along_u_of_t(problem):
