@@ -177,6 +177,12 @@ class QuadraticTorch:
         return 0.5 * ((theta - self.theta_star) * self.grad(theta)).sum(dim=1)
 
 
+def torch_loss(problem, device="cpu", dtype=None):
+    """f as a torch function θ (n, d) -> (n,) for a quadratic problem, e.g. for a torch
+    observable of :func:`sde_engine.torch_discrete.run_optimizer_torch`."""
+    return QuadraticTorch(problem, device, dtype).loss
+
+
 def _is_diagonal(a):
     a = np.asarray(a)
     return not np.any(a - np.diag(np.diag(a)))

@@ -226,6 +226,25 @@ def test_discrete_adam_in_torch_matches_numba_statistically():
     assert_agree(b.mean, b.stderr, a.mean, a.stderr)
 
 
+def test_torch_observables_of_the_discrete_runs():
+    """A torch observable built on torch_loss gives the named "loss" column (same draws),
+    and the loss of the saved states."""
+    from sde_engine.torch_models import torch_loss
+    problem = quadratic(H_FULL, THETA_STAR, SIGMA_FULL)
+    opt = rmsprop(lr=0.05, beta=0.9)
+    loss = torch_loss(problem)
+    kw = dict(seed=2, record_steps=[3, 8])
+    named = run_optimizer_torch(problem, opt, [0.0, 0.0], 8, 500, observables=["loss"], **kw)
+    own = run_optimizer_torch(problem, opt, [0.0, 0.0], 8, 500,
+                              observables=lambda k, x: loss(x[:, :2])[:, None], **kw)
+    paths = run_optimizer_torch(problem, opt, [0.0, 0.0], 8, 500, **kw).x
+    np.testing.assert_array_equal(named.mean, own.mean)
+    r = paths[..., :2] - THETA_STAR
+    np.testing.assert_allclose(named.mean[:, 0],
+                               0.5 * np.einsum("sni,ij,snj->sn", r, H_FULL, r).mean(axis=1),
+                               rtol=1e-12)
+
+
 # ---- seeds, chunks, layout ------------------------------------------------------------------
 def test_torch_runs_are_reproducible_for_a_seed(ou):
     def run(seed, **kw):
