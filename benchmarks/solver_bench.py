@@ -1,0 +1,231 @@
+"""Euler–Maruyama throughput: this engine vs torchsde, NumPy and its own normals.
+
+Workload (issue 2): a 10-dimensional SDE with diagonal noise, coordinate-wise
+geometric Brownian motion dX_i = μ X_i dt + σ X_i dW_i, integrated for
+``n_steps`` steps of dt = 1/n_steps from X = 1, keeping the final state of
+every path. Work unit: one path·dimension·step (one normal drawn, one
+coordinate updated). Every contender is timed after a warm-up call (Numba
+compilation, torch's first-call overhead), as the best of ``repeats`` runs:
+
+* engine   — ``sde_engine.simulate(..., method="euler_maruyama", n_threads=2)``
+             with plain Python drift/diffusion compiled by the engine;
+* torchsde — ``torchsde.sdeint(method="euler")``, CPU, float64,
+             ``torch.set_num_threads(2)``, its default Brownian interval;
+* numpy    — a vectorised loop over steps, in place, with
+             ``numpy.random.default_rng`` (single-threaded like NumPy itself);
+* normals  — the engine's generator alone (:mod:`solvers.rng`): the same
+             per-path streams and chunked parallel loop, drawing the same number
+             of normals and summing them; the ceiling for the engine.
+
+Targets (issue 2, 2 cores): engine ≥ 20× torchsde at 10^4 paths and ≥ 40× at
+10^5, ≥ 3× NumPy, ≥ 60% of the normal rate. Usage::
+
+    python -m benchmarks              # 10^4 and 10^5 paths x 1000 steps (a few minutes)
+    python -m benchmarks --quick      # 10^3 and 10^4 paths x 200 steps (seconds)
+"""
+import argparse
+import math
+import time
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+import sde_engine as se
+from solvers.driver import CHUNK_PATHS
+from solvers.rng import next_normal, seed_stream
+
+DIM = 10
+MU, SIGMA = 0.5, 0.8
+THREADS = 2
+TARGETS = {"torchsde_small": 20.0, "torchsde_large": 40.0, "numpy": 3.0, "normals": 0.6}
+
+
+def _drift(t, x, params, out):
+    for i in range(x.shape[0]):
+        out[i] = params[0] * x[i]
+
+
+def _diffusion(t, x, params, out):
+    for i in range(x.shape[0]):
+        out[i] = params[1] * x[i]
+
+
+def _best_seconds(fn, repeats):
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_engine(n_paths, n_steps, repeats):
+    sde = se.SDE(_drift, _diffusion, dim=DIM, noise="diagonal", params=np.array([MU, SIGMA]))
+    x0 = np.ones(DIM)
+    dt = 1.0 / n_steps
+
+    def call(n):
+        return se.simulate(sde, x0, (0.0, 1.0), dt, n, method="euler_maruyama", seed=1,
+                           n_threads=THREADS)
+
+    call(8)                                       # compile
+    return _best_seconds(lambda: call(n_paths), repeats)
+
+
+@njit(parallel=True)
+def _draw_normals(n_paths, n_normals, seed, out):
+    """Per-path streams in chunks, like the driver; ``out[p]`` = sum of path p's normals."""
+    n_chunks = (n_paths + CHUNK_PATHS - 1) // CHUNK_PATHS
+    for c in prange(n_chunks):
+        state = np.empty(4, dtype=np.uint64)
+        for p in range(c * CHUNK_PATHS, min((c + 1) * CHUNK_PATHS, n_paths)):
+            seed_stream(seed, p, state)
+            acc = 0.0
+            for _ in range(n_normals):
+                acc += next_normal(state)
+            out[p] = acc
+
+
+def time_normals(n_paths, n_steps, repeats):
+    out = np.empty(n_paths)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(THREADS)
+    try:
+        _draw_normals(8, 10, 1, out)              # compile
+        return _best_seconds(lambda: _draw_normals(n_paths, n_steps * DIM, 1, out), repeats)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def time_numpy(n_paths, n_steps, repeats):
+    dt = 1.0 / n_steps
+    sqrt_dt = math.sqrt(dt)
+
+    def run():
+        rng = np.random.default_rng(1)
+        x = np.ones((n_paths, DIM))
+        dw = np.empty_like(x)
+        for _ in range(n_steps):
+            rng.standard_normal(out=dw)
+            dw *= SIGMA * sqrt_dt                  # g(x) dW / x
+            dw += 1.0 + MU * dt                    # 1 + f(x) dt / x
+            x *= dw                                # x + f dt + g dW
+        return x
+
+    return _best_seconds(run, repeats)
+
+
+def time_torchsde(n_paths, n_steps, repeats):
+    import torch
+    import torchsde
+
+    class GBM(torch.nn.Module):
+        noise_type = "diagonal"
+        sde_type = "ito"
+
+        def f(self, t, y):
+            return MU * y
+
+        def g(self, t, y):
+            return SIGMA * y
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    sde = GBM()
+    dt = 1.0 / n_steps
+    ts = torch.tensor([0.0, 1.0], dtype=torch.float64)
+
+    def call(n, steps):
+        y0 = torch.ones(n, DIM, dtype=torch.float64)
+        with torch.no_grad():
+            return torchsde.sdeint(sde, y0, ts * (steps * dt), method="euler", dt=dt)
+
+    try:
+        call(n_paths, 20)                          # first call is much slower
+        return _best_seconds(lambda: call(n_paths, n_steps), repeats)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measure(path_counts, n_steps, repeats, torchsde=True):
+    """Rates in path·dim-steps per second, ``{(name, n_paths): rate}``."""
+    rates = {}
+    for n in path_counts:
+        work = n * DIM * n_steps
+        rates["engine", n] = work / time_engine(n, n_steps, repeats)
+        rates["normals", n] = work / time_normals(n, n_steps, repeats)
+        rates["numpy", n] = work / time_numpy(n, n_steps, repeats)
+        if torchsde:
+            try:
+                rates["torchsde", n] = work / time_torchsde(n, n_steps, 1)
+            except ImportError:
+                torchsde = False
+    return rates
+
+
+def format_table(rates, path_counts, n_steps):
+    lines = [f"Euler-Maruyama, {DIM}-D diagonal-noise GBM, {n_steps} steps, {THREADS} threads "
+             f"(path*dim-steps per second; ratio = engine rate / this rate)",
+             f"{'method':10s} {'paths':>8s} {'rate':>12s} {'engine/this':>12s}"]
+    for n in path_counts:
+        engine = rates["engine", n]
+        for name in ("engine", "normals", "numpy", "torchsde"):
+            if (name, n) in rates:
+                rate = rates[name, n]
+                lines.append(f"{name:10s} {n:8d} {rate:12.4g} {engine / rate:12.2f}")
+    return "\n".join(lines)
+
+
+def target_lines(rates, path_counts):
+    """The issue's targets, checked on the sizes measured (small / large path counts)."""
+    small, large = min(path_counts), max(path_counts)
+    checks = []
+    if ("torchsde", small) in rates:
+        checks.append((f"engine / torchsde at {small} paths", rates["engine", small]
+                       / rates["torchsde", small], TARGETS["torchsde_small"]))
+    if ("torchsde", large) in rates and large != small:
+        checks.append((f"engine / torchsde at {large} paths", rates["engine", large]
+                       / rates["torchsde", large], TARGETS["torchsde_large"]))
+    for n in path_counts:
+        checks.append((f"engine / numpy at {n} paths", rates["engine", n] / rates["numpy", n],
+                       TARGETS["numpy"]))
+        checks.append((f"engine / normal rate at {n} paths", rates["engine", n]
+                       / rates["normals", n], TARGETS["normals"]))
+    return [f"{label:40s} {value:8.2f}  target >= {target:g}  "
+            f"{'met' if value >= target else 'MISSED'}" for label, value, target in checks]
+
+
+def optimizer_lines(quick):
+    """Rows of benchmarks/optimizer_bench.py when that module exists."""
+    try:
+        from . import optimizer_bench
+    except ImportError:
+        return []
+    rows = optimizer_bench.bench_rows(scale=0.1 if quick else 1.0)
+    return ["", "Optimizer runs vs SDE paths (path-steps per second; "
+            "benchmarks/optimizer_bench.py)"] + [f"{name:60s} {rate:12.4g}"
+                                                 for name, rate in rows]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="10^3 and 10^4 paths x 200 steps instead of 10^4 and 10^5 x 1000")
+    parser.add_argument("--paths", type=int, nargs="+", help="path counts (overrides --quick)")
+    parser.add_argument("--steps", type=int, help="number of steps (overrides --quick)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="best of this many timings (torchsde: always 1)")
+    parser.add_argument("--no-torchsde", action="store_true", help="skip torchsde")
+    parser.add_argument("--no-optimizer", action="store_true",
+                        help="skip benchmarks/optimizer_bench.py")
+    args = parser.parse_args(argv)
+    path_counts = args.paths or ([1_000, 10_000] if args.quick else [10_000, 100_000])
+    n_steps = args.steps or (200 if args.quick else 1000)
+    rates = measure(path_counts, n_steps, args.repeats, torchsde=not args.no_torchsde)
+    print(format_table(rates, path_counts, n_steps))
+    print()
+    print("\n".join(target_lines(rates, path_counts)))
+    if not args.no_optimizer:
+        print("\n".join(optimizer_lines(args.quick)))
