@@ -26,6 +26,8 @@ A user SDE runs on the torch backend in one of two ways:
 
 Nothing here imports torch at module load.
 """
+import math
+
 import numpy as np
 
 from . import examples
@@ -233,18 +235,23 @@ def _preconditioner(t, u, diag_sigma, sigma0, eps0, c2, bias):
 
     Without bias correction 1/(σ0 √u + ε0); with it 1/(σ0 √(u/γ2) + ε0), γ2 = 1 − e^{−c2 t},
     and at γ2 = 0 the small-t limit (1/(σ0 √Σ_ii + ε0) for u = 0, 0 for u > 0).
-    u is clipped at 0; a zero denominator gives +inf.
+    u is clipped at 0; a zero denominator gives +inf. ``t`` is a float: the branch on
+    γ2 is taken in Python, so a step costs about ten tensor operations.
     """
     import torch
     u = u.clamp_min(0.0)
-    if bias:
-        gamma2 = -torch.expm1(-c2 * t)
-        at_zero = torch.where(u > 0, torch.full_like(u, torch.inf),
-                              sigma0 * diag_sigma.clamp_min(0.0).sqrt() + eps0)
-        den = torch.where(gamma2 > 0, sigma0 * (u / gamma2).sqrt() + eps0, at_zero)
-    else:
+    if not bias:
         den = sigma0 * u.sqrt() + eps0
-    return torch.where(den > 0, 1.0 / den, torch.full_like(den, torch.inf))
+    else:
+        gamma2 = -math.expm1(-c2 * t)
+        if gamma2 > 0.0:
+            den = sigma0 * (u / gamma2).sqrt() + eps0
+        else:
+            limit = sigma0 * diag_sigma.clamp_min(0.0).sqrt() + eps0
+            den = torch.where(u > 0, torch.full_like(u, math.inf), limit.expand_as(u))
+    if eps0 > 0.0:
+        return 1.0 / den
+    return torch.where(den > 0, 1.0 / den, torch.full_like(den, math.inf))
 
 
 class RMSpropSDETorch(_OptimizerSDETorch):
@@ -261,13 +268,13 @@ class RMSpropSDETorch(_OptimizerSDETorch):
     def f(self, t, y):
         import torch
         theta, u = y[:, :self.d], y[:, self.d:]
-        return torch.cat((-self._factor(t, u) * self.q.grad(theta),
+        return torch.cat((-self._factor(float(t), u) * self.q.grad(theta),
                           self.c["c2"] * (self.q.diag_sigma - u)), dim=1)
 
     def _g_block(self, t, y, s):
         import torch
         u = y[:, self.d:]
-        return torch.cat((-self.c["sigma0"] * self._factor(t, u) * s, torch.zeros_like(u)),
+        return torch.cat((-self.c["sigma0"] * self._factor(float(t), u) * s, torch.zeros_like(u)),
                          dim=1)
 
 
@@ -279,6 +286,7 @@ class AdamSDETorch(_OptimizerSDETorch):
     """
 
     def __init__(self, model, device="cpu", dtype=None):
+        self._g_cache = None
         super().__init__(model, device, dtype, 3)
 
     def f(self, t, y):
@@ -286,11 +294,9 @@ class AdamSDETorch(_OptimizerSDETorch):
         d, c = self.d, self.c
         theta, m, u = y[:, :d], y[:, d:2 * d], y[:, 2 * d:]
         g = self.q.grad(theta)
-        if c["bias_correction"]:
-            gamma1 = -torch.expm1(-c["c1"] * t)
-            m_hat = torch.where(gamma1 > 0, m / gamma1, g)
-        else:
-            m_hat = m
+        t = float(t)
+        gamma1 = -math.expm1(-c["c1"] * t) if c["bias_correction"] else 1.0
+        m_hat = m / gamma1 if gamma1 > 0.0 else g
         factor = _preconditioner(t, u, self.q.diag_sigma, c["sigma0"], c["eps0"], c["c2"],
                                  c["bias_correction"])
         return torch.cat((-m_hat * factor, c["c1"] * (g - m), c["c2"] * (self.q.diag_sigma - u)),
@@ -300,6 +306,13 @@ class AdamSDETorch(_OptimizerSDETorch):
         import torch
         zero = torch.zeros_like(s)
         return torch.cat((zero, (self.c["sigma0"] * self.c["c1"]) * s, zero), dim=1)
+
+    def _g_diagonal(self, t, y):
+        """Constant: built once per batch size and reused."""
+        n = y.shape[0]
+        if self._g_cache is None or self._g_cache.shape[0] != n:
+            self._g_cache = super()._g_diagonal(t, y)
+        return self._g_cache
 
 
 OPTIMIZER_SDE_FORMS = {"sgd": SGDSDETorch, "rmsprop": RMSpropSDETorch, "adam": AdamSDETorch}
