@@ -245,6 +245,31 @@ def test_torch_observables_of_the_discrete_runs():
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("family,third", [("gaussian", 0.0), ("rademacher", 0.0),
+                                          ("skewed", 2.0)])
+@pytest.mark.parametrize("svag", [False, True])
+def test_torch_oracle_moments(family, third, svag):
+    """g = ∇f + σ S ξ at a fixed θ (diagonal S): mean ∇f, variance A σ² Σ_ii, third central
+    moment E ξ³ (σ s_i)³ (times (r1³ + r2³) for the SVAG mix g = r1 g1 + r2 g2)."""
+    from sde_engine.optimizers.svag import svag_problem
+    from sde_engine.torch_discrete import QuadraticOracleTorch
+    h, sig, sigma, theta = np.array([1.0, 3.0]), np.array([0.5, 2.0]), 1.5, np.array([0.3, -1.0])
+    problem = quadratic(h, THETA_STAR, sig, noise=family, noise_scale=sigma)
+    r1, r2 = (1.0, 0.0) if not svag else ((1 + np.sqrt(7)) / 2, (1 - np.sqrt(7)) / 2)   # ℓ=2
+    oracle = QuadraticOracleTorch(svag_problem(problem, r1, r2) if svag else problem, "cpu",
+                                  torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    n = 200_000
+    g = oracle(torch.tensor(theta).expand(n, 2), gen).numpy()
+    c = g - g.mean(axis=0)
+    var, m3, m4 = (c**2).mean(axis=0), (c**3).mean(axis=0), (c**4).mean(axis=0)
+    s_i = sigma * np.sqrt(sig)
+    assert_agree(g.mean(axis=0), np.sqrt(var / n), h * (theta - THETA_STAR), 0.0)
+    assert_agree(var, np.sqrt((m4 - var**2) / n), (r1**2 + r2**2) * s_i**2, 0.0)
+    m6 = (c**6).mean(axis=0)
+    assert_agree(m3, np.sqrt((m6 - m3**2) / n), third * (r1**3 + r2**3) * s_i**3, 0.0)
+
+
 # ---- seeds, chunks, layout ------------------------------------------------------------------
 def test_torch_runs_are_reproducible_for_a_seed(ou):
     def run(seed, **kw):
