@@ -19,3 +19,8 @@ from .models import adam_sde, rmsprop_sde, sgd_sde  # noqa: E402  (optimizer SDE
 from .problems import quadratic  # noqa: E402
 
 __all__ += ["adam_sde", "rmsprop_sde", "sgd_sde", "quadratic"]
+
+from .torch_discrete import run_optimizer_torch  # noqa: E402  (torch backend, issue 6; lazy torch)
+from .torch_models import register_torch_form, torch_form  # noqa: E402
+
+__all__ += ["run_optimizer_torch", "register_torch_form", "torch_form"]
