@@ -83,6 +83,14 @@ def _add_order(sub):
                         "continue from the checkpoint)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
+    cluster = p.add_argument_group(
+        "Dask cluster (needs the [distributed] extra; same numbers as in process)")
+    where = cluster.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the chunks on the workers of this Dask scheduler, "
+                            "e.g. tcp://HOST:8786")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run the chunks on a local Dask cluster of N worker processes")
     _add_config_keys(p)
     p.set_defaults(run=_run_order)
 
@@ -109,7 +117,13 @@ def _run_order(args):
         raise UsageError(f"--out {args.out} exists and is not a folder")
     if args.max_points is not None and args.max_points < 1:
         raise UsageError(f"--max-points must be ≥ 1, got {args.max_points}")
-    result = run_order_study(cfg, args.out, max_points=args.max_points, progress=args.progress)
+    executor = _dask_executor(args)
+    try:
+        result = run_order_study(cfg, args.out, max_points=args.max_points,
+                                 progress=args.progress, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     if not result.complete:
         print(f"stopped after {args.max_points} new point(s); rerun the same command to "
               f"continue from {os.path.join(args.out, 'checkpoint')}")
@@ -118,6 +132,20 @@ def _run_order(args):
     print(f"\nnumbers: {os.path.join(args.out, 'order.json')} (and order.csv)\n"
           f"plot: {os.path.join(args.out, 'order.png')}")
     return 0
+
+
+def _dask_executor(args):
+    """The started Dask executor of --scheduler/--workers, or None (in process)."""
+    if args.scheduler is None and args.workers is None:
+        return None
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be ≥ 1, got {args.workers}")
+    from .studies.distributed import DaskExecutor
+
+    try:
+        return DaskExecutor(scheduler=args.scheduler, workers=args.workers).start()
+    except (ImportError, ConnectionError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _add_plot(sub):
