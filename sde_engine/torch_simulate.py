@@ -22,8 +22,8 @@ What differs from the Numba backend
   ((x, x²), 2·dim values). ``n_observables`` may be omitted.
 * Divergence is detected at the save steps (and the last step): the reported
   step is the first of those at which the path was non-finite.
-* Refused (``ValueError``): ``save_brownian`` and ``n_threads`` (Numba-only), Numba-style observables, and SDEs without a
-  torch form. ``method`` is a registry scheme with a ``torchsde_method``
+* Refused (``ValueError``): ``save_brownian`` and ``n_threads`` (Numba-only),
+  Numba-style observables, and SDEs without a torch form. ``method`` is a registry scheme with a ``torchsde_method``
   (``"euler_maruyama"`` → euler, ``"milstein"`` → derivative-free milstein) or
   ``"srk"`` (torchsde's stochastic Runge–Kutta, torch backend only).
 """
@@ -31,7 +31,7 @@ import inspect
 
 import numpy as np
 
-from solvers.registry import SCHEMES, get_scheme
+from solvers.registry import SCHEMES
 
 from . import validation as check
 from .solution import Solution
@@ -51,11 +51,10 @@ def torch_methods():
 def torchsde_method(method):
     """The torchsde method for engine method ``method`` (``ValueError`` if none)."""
     table = torch_methods()
-    if method in table:
-        return table[method]
-    get_scheme(method)   # unknown names: the registry's own message
-    raise ValueError(f"`method` {method!r} has no torchsde counterpart; on the torch backend use "
-                     f"one of {sorted(table)}")
+    if method not in table:
+        raise ValueError(f"`method` must be one of {sorted(table)} on the torch backend, "
+                         f"got {method!r}")
+    return table[method]
 
 
 def _check_observables(observables):
