@@ -27,8 +27,12 @@ Usage::
     python -m benchmarks.gpu_bench --dtype float32 --json out.json
 
 Full sizes: d = 10 with 10^5, 10^6, 10^7 paths and d = 1000 with 10^5, 10^6 paths,
-100 steps, chunks sized to fit half the free device memory. Compile time of the
-Numba kernels is excluded (one small warm-up run first).
+100 steps, chunks sized to fit half the free device memory, float32 on the device
+(``--dtype float64`` for the engine's precision). The Numba engine runs on 2
+threads (``--numba-threads``), the reference machine of the issue's target
+(20× at ≥ 10^6 paths). Compile time of the Numba kernels is excluded (one small
+warm-up run first). On a machine with a 10-minute limit per command run
+``--dims 10`` and ``--dims 1000`` separately.
 :func:`bench_rows` returns ``[(name, path-steps per second), ...]`` for the
 benchmark table.
 """
@@ -163,10 +167,15 @@ def time_numba_adam(model, n_runs, n_steps, seed=0):
 
 
 def run_benchmark(device="cuda", quick=False, dtype="float32", n_steps=None, dims=None,
-                  log=print):
-    """Measure every row; returns a list of dicts (one per dim, n_paths and engine)."""
+                  numba_threads=2, log=print):
+    """Measure every row; returns a list of dicts (one per dim, n_paths and engine).
+
+    ``numba_threads``: threads of the Numba engine (default 2, the engine's reference
+    machine, whatever the host has).
+    """
     import numba
     import torch
+    numba.set_num_threads(min(numba_threads, numba.config.NUMBA_NUM_THREADS))
     sizes = QUICK if quick else FULL
     n_steps = n_steps or (20 if quick else 100)
     records = []
@@ -228,13 +237,16 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--steps", type=int, default=None, help="steps per path")
     parser.add_argument("--dims", type=int, nargs="+", default=None, choices=(10, 1000))
+    parser.add_argument("--numba-threads", type=int, default=2,
+                        help="threads of the Numba CPU engine (default 2)")
     parser.add_argument("--json", default=None, help="write the records to this file")
     args = parser.parse_args(argv)
     info = dict(torch=torch.__version__, device=args.device,
                 name=(torch.cuda.get_device_name(torch.device(args.device))
                       if args.device.startswith("cuda") else "cpu"))
     print(f"gpu_bench: {info}")
-    records = run_benchmark(args.device, args.quick, args.dtype, args.steps, args.dims)
+    records = run_benchmark(args.device, args.quick, args.dtype, args.steps, args.dims,
+                            args.numba_threads)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(dict(info=info, records=records), fh, indent=1)
