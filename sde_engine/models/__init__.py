@@ -5,3 +5,9 @@ from .rmsprop import rmsprop_sde
 from .sgd import sgd_sde
 
 __all__ = ["OptimizerSDE", "adam_sde", "rmsprop_sde", "sgd_sde"]
+
+from .scaling import linear_rule, rescale_v, scaling_rule, sde_constants, sqrt_rule  # noqa: E402
+from .svag import svag_transform  # noqa: E402
+
+__all__ += ["linear_rule", "rescale_v", "scaling_rule", "sde_constants", "sqrt_rule",
+            "svag_transform"]

@@ -26,22 +26,8 @@ Checks raise ``ValueError`` naming the argument before any work.
 import math
 
 from .. import validation as check
-
-
-def _beta(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}")
-    value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must lie in [0, 1), got {value!r}")
-    return value
-
-
-def _eps(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0:
-        raise ValueError(f"`eps` must be a finite number >= 0, got {value!r}")
-    return float(value)
+from .base import beta_value as _beta
+from .base import eps_value as _eps
 
 
 def _betas_pair(betas):
