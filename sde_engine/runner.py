@@ -26,8 +26,8 @@ from . import validation as check
 from .optimizers.base import Optimizer
 from .optimizers.observables import empty_table, make_table_observer, observable_table
 from .problems.base import Problem
-from .simulate import (DIVERGENCE_POLICIES, MAX_SAVED_BYTES, _probe_observables,
-                       apply_divergence_policy, check_n_threads, numba_threads)
+from .simulate import (DIVERGENCE_POLICIES, MAX_SAVED_BYTES, apply_divergence_policy,
+                       check_n_threads, numba_threads, probe_observables)
 from .solution import Solution
 
 
@@ -118,10 +118,10 @@ def run_optimizer(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=Non
 
     table, user_obs, labels = empty_table(), None, []
     if callable(observables):
-        n_obs = check.positive_int(n_observables, "n_observables")
+        n_user = check.positive_int(n_observables, "n_observables")
         user_obs = observables
-        labels = [f"observable[{i}]" for i in range(n_obs)]
-        _probe_observables(observables, n_obs, 0, state0[0], problem.params)
+        labels = [f"observable[{i}]" for i in range(n_user)]
+        probe_observables(observables, n_user, 0, state0[0], problem.params)
     elif observables is not None:
         if n_observables is not None:
             raise ValueError(f"`n_observables` ({n_observables!r}) is only for a callable "

@@ -135,7 +135,7 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     n_threads = check_n_threads(n_threads)
     sde.probe(t0, x0[0])
     if n_obs:
-        _probe_observables(obs_fn, n_obs, t0, x0[0], sde.params)
+        probe_observables(obs_fn, n_obs, t0, x0[0], sde.params)
 
     run = _compiled_driver(sde, scheme, obs_fn, n_obs)
     m = sde.noise_dim
@@ -213,7 +213,8 @@ def _compiled_driver(sde, scheme, obs_fn, n_obs):
     return sde._compiled[key]
 
 
-def _probe_observables(fn, n_obs, t, x, params):
+def probe_observables(fn, n_obs, t, x, params):
+    """Call the Python ``fn(t, x, params, out)`` once; refuse failures or unset outputs."""
     py = getattr(fn, "py_func", fn)
     out = np.full(n_obs, np.nan)
     try:
