@@ -24,3 +24,8 @@ from .torch_discrete import run_optimizer_torch  # noqa: E402  (torch backend, i
 from .torch_models import register_torch_form, torch_form  # noqa: E402
 
 __all__ += ["run_optimizer_torch", "register_torch_form", "torch_form"]
+
+from .models.scaling import scaling_rule, sqrt_rule  # noqa: E402  (issue 4: scaling rules, SVAG)
+from .optimizers.svag import run_svag  # noqa: E402
+
+__all__ += ["scaling_rule", "sqrt_rule", "run_svag"]
