@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend first)
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 _SCHEME_LABEL = {"euler_maruyama": "Euler–Maruyama", "milstein": "Milstein"}
@@ -124,8 +125,11 @@ def plot_weak_order(record):
         _reference_slope(ax, lrs, lrs.max(), anchor, 2.0, "--")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(lrs, [f"{x:g}" for x in lrs])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("learning rate η")
-        ax.set_title(f"E {test}: |discrete − SDE|")
+        label = record.get("labels", {}).get(test, test)
+        ax.set_title(f"|E {label}(discrete) − E {label}(SDE)|")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(record.get("title", ""), fontsize=10)

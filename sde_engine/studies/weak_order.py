@@ -458,7 +458,8 @@ def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1):
                                                  f"d = {len(cfg.theta0)}, {cfg.paths} paths",
         config=cfg.as_dict(), lrs=lrs, h=h, n_steps=[cfg.n_steps(lr) for lr in cfg.lrs],
         sde_time=[cfg.sde_time(lr) for lr in cfg.lrs],
-        tests=list(cfg.tests), points=points, fits=fits,
+        tests=list(cfg.tests), labels={t: TEST_LABELS[t] for t in cfg.tests},
+        points=points, fits=fits,
         reference=dict(method=refs[0][3], exact=use_exact_reference(cfg)),
         estimator="control variate (sde_engine.studies.control_variate)"
         if uses_control_variate(cfg) else "plain mean over runs",
