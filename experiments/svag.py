@@ -38,10 +38,12 @@ def run(cfg, quick=False, log=print):
         res = svag_convergence(problem, opt, cfg["theta0"], n_steps, ells=cfg["ells"],
                                n_runs=runs, v0=v0, seed=cfg["seed"], progress=log)
         for key in LABELS:
-            fit = res[key]["fit"]
-            log(f"[svag] {noise} {LABELS[key]}: order {fit['order']:.2f} "
-                f"CI [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}] (reduced chi2 "
-                f"{fit['reduced_chi2']:.2f}, points used {sum(fit['used'])}/{len(fit['used'])})")
+            for which, name in (("fit", "all l"), ("fit_tail", "l >= 2")):
+                fit = res[key][which]
+                log(f"[svag] {noise} {LABELS[key]} ({name}): order {fit['order']:.2f} "
+                    f"CI [{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}] (reduced chi2 "
+                    f"{fit['reduced_chi2']:.2f}, points used {sum(fit['used'])}/"
+                    f"{len(fit['used'])})")
         record["results"][noise] = res
     return record
 
@@ -54,10 +56,11 @@ def plot(record):
         ells = np.array(res["ells"])
         for key, color in zip(LABELS, ("C0", "C1", "C2")):
             e, s = np.abs(res[key]["error"]), res[key]["stderr"]
-            fit = res[key]["fit"]
+            fit, tail = res[key]["fit"], res[key]["fit_tail"]
             ax.errorbar(ells, e, yerr=2 * s, marker="o", color=color, capsize=3,
                         label=f"{LABELS[key]}: order {fit['order']:.2f} "
-                              f"[{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}]")
+                              f"[{fit['ci'][0]:.2f}, {fit['ci'][1]:.2f}]; ℓ≥2: "
+                              f"{tail['order']:.2f} [{tail['ci'][0]:.2f}, {tail['ci'][1]:.2f}]")
         ref = np.abs(res["u"]["error"][0]) * (ells / ells[0]) ** -2.0
         ax.plot(ells, ref, "k:", label="ℓ⁻²")
         ax.set_xscale("log", base=2)

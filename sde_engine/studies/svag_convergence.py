@@ -63,9 +63,10 @@ def svag_convergence(problem, optimizer, theta0, n_steps, *, ells=(1, 2, 4, 8), 
     -------
     dict
         ``T``, ``ells``, ``h`` (lr/ℓ), ``n_runs``, per observable (``theta``,
-        ``theta_sq``, ``u``; coordinate 0) the ``error`` and ``stderr`` arrays
-        and the ``fit`` (:meth:`OrderFit.as_dict`), the ``reference`` values,
-        and ``seconds`` per ℓ.
+        ``theta_sq``, ``u``; coordinate 0) the ``error`` and ``stderr`` arrays,
+        the ``fit`` over all ℓ and (with ≥ 3 values) ``fit_tail`` without the
+        smallest ℓ (:meth:`OrderFit.as_dict`), the ``reference`` values, and
+        ``seconds`` per ℓ.
     """
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"`optimizer` must be an Optimizer, got {optimizer!r}")
@@ -119,6 +120,8 @@ def svag_convergence(problem, optimizer, theta0, n_steps, *, ells=(1, 2, 4, 8), 
         e, s = np.array(errors[key]), np.array(stderrs[key])
         fit = fit_order(h, e, s, level=level)
         out[key] = {"error": e, "stderr": s, "fit": fit.as_dict()}
+        if len(ells) >= 3:     # the smallest ℓ is often pre-asymptotic: fit without it too
+            out[key]["fit_tail"] = fit_order(h[1:], e[1:], s[1:], level=level).as_dict()
     return out
 
 
