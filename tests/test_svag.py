@@ -239,11 +239,13 @@ def test_svag_error_decreases_with_ell():
 @pytest.mark.slow
 @pytest.mark.parametrize("noise", ["gaussian", "skewed"])
 def test_svag_rate(noise):
-    """ℓ ∈ {1, 2, 4, 8}: E u converges like ℓ^-2 (CI of the order contains 2) for both
-    noises; E θ decreases at every doubling of ℓ beyond Monte Carlo noise where resolved."""
+    """ℓ ∈ {1, 2, 4, 8}: E u converges like ℓ^-2 (the CI of the order fitted on ℓ ≥ 2
+    contains 2; ℓ = 1, i.e. β = 0.5, is pre-asymptotic) for both noises, and each doubling
+    of ℓ lowers its error beyond Monte Carlo noise; E θ falls from ℓ = 1 to ℓ = 4."""
     problem, opt, v0 = spec_rmsprop_example(ETA, noise=noise)
     res = svag_convergence(problem, opt, [1.0], steps_for(2.0, ETA), ells=(1, 2, 4, 8),
                            n_runs=[200_000, 200_000, 400_000, 400_000], v0=v0, seed=4)
-    fit = res["u"]["fit"]
+    fit = res["u"]["fit_tail"]
     assert fit["ci"][0] <= 2.0 <= fit["ci"][1], fit
-    assert _drops(res, "theta", 0, 2) and _drops(res, "theta", 1, 3)
+    assert all(_drops(res, "u", i, i + 1) for i in range(3))
+    assert _drops(res, "theta", 0, 2)
