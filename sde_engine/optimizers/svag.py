@@ -30,9 +30,9 @@ order p means error ∝ ℓ^−p, 95% intervals from
 * Skewed (centred exponential) noise: E u 1.94 [1.91, 1.96]; E θ errors
   0.104, 0.074, 0.029, 0.0085 — local slopes 0.5, 1.4, 1.8, so the order
   rises towards 2 (fit over all ℓ: 0.81 [−0.11, 1.73], χ²_red = 191, not yet
-  a power law). The two-sample mix damps the skewness by (1 + 3(A−1)/2)/A^{3/2}
-  ≈ 1.5/ℓ, which removes the half order that skewness costs the plain
-  algorithm (SPEC §4).
+  a power law). Skewness costs the plain algorithm half an order (SPEC §4);
+  the two-sample mix damps it by (1 + 3(A−1)/2)/A^{3/2} ≈ 1.5/ℓ, consistent
+  with the local slope climbing back towards 2.
 """
 import functools
 import math
@@ -157,7 +157,8 @@ def svag_problem(problem, r1, r2):
     wrapped = SVAGProblem(
         name=f"svag({problem.name}, r1={r1:.6g})", dim=problem.dim, params=params,
         noise=f"svag({problem.noise})", loss=loss, grad=grad, stochastic_grad=sgrad,
-        noise_sqrt=sqrt_, noise_diag=diag, constant_noise=problem.constant_noise)
+        noise_sqrt=sqrt_, noise_diag=diag, constant_noise=problem.constant_noise,
+        diagonal_noise=problem.diagonal_noise)
     wrapped._inner = problem
     return wrapped
 
