@@ -17,6 +17,7 @@ Writes into the output folder:
   the base hyperparameters unchanged, and with lr × κ; the gap acc(16) − acc(B).
 """
 import argparse
+import json
 import sys
 import time
 import tomllib
@@ -33,6 +34,11 @@ from sde_engine.studies.scaling_sweep import newton_minimum, scaling_sweep, skle
 DEFAULT_CONFIG = Path(__file__).with_name("scaling_rule.toml")
 RULE_NAMES = {"sqrt": "square-root rule", "linear_lr": "no rule (lr × κ only)",
               "none": "no rule (base hyperparameters)", "linear": "linear rule"}
+
+
+def _at(runs, b):
+    """Entry ``b`` of a per-batch dict, fresh (int keys) or read back from JSON (str keys)."""
+    return runs[b] if b in runs else runs[str(b)]
 
 
 def run_logistic(cfg, seed, quick, log):
@@ -66,7 +72,7 @@ def plot_logistic(rec):
             res = rec["sweeps"][f"{start}/{rule}"]
             t = np.asarray(res["t"])
             for c, b in enumerate(res["batch_sizes"]):
-                r = res["runs"][b]
+                r = _at(res["runs"], b)
                 mean, se = np.asarray(r["mean"])[:, 0], np.asarray(r["stderr"])[:, 0]
                 ax.plot(t, mean, color=f"C{c}", marker=".",
                         label=f"B={b}: max|z|={r['max_abs_z'][0]:.1f}, "
@@ -77,7 +83,9 @@ def plot_logistic(rec):
             ax.set_xlabel("SDE time of the base run, k·κ·η0²")
             ax.set_ylabel("mean loss (band: 2 s.e.)")
             ax.legend(fontsize=7)
-    fig.suptitle(f"Adam, logistic regression on {rec['dataset']} with minibatch noise")
+    fig.suptitle(f"Adam, logistic regression on {rec['dataset']} with minibatch noise "
+                 f"(noise/grad: median σ√diagΣ/|∇f| at start → end)")
+    fig.tight_layout()
     return fig
 
 
@@ -100,14 +108,14 @@ def plot_mlp(rec):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     bs = np.array(rec["batch_sizes"])
     for c, rule in enumerate(rec["runs"]):
-        acc = np.array([rec["runs"][rule][b]["test_accuracy"] for b in rec["batch_sizes"]])
+        acc = np.array([_at(rec["runs"][rule], b)["test_accuracy"] for b in rec["batch_sizes"]])
         mean = 100 * acc.mean(axis=1)
         se = 100 * acc.std(axis=1, ddof=1) / np.sqrt(acc.shape[1])
         ax1.errorbar(bs, mean, yerr=2 * se, marker="o", capsize=3, color=f"C{c}",
                      label=RULE_NAMES[rule])
         if rule == "sqrt":
             for k, b in enumerate(rec["batch_sizes"]):
-                r = rec["runs"][rule][b]
+                r = _at(rec["runs"][rule], b)
                 ax2.plot(r["sde_time"], np.mean(r["train_loss"], axis=0), marker=".",
                          color=f"C{k}", label=f"B={b}")
     ax1.set_xscale("log", base=2)
@@ -120,6 +128,7 @@ def plot_mlp(rec):
     ax2.set_ylabel("training loss (mean over seeds)")
     ax2.set_title("square-root rule: training curves")
     ax2.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 
@@ -131,9 +140,17 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: config)")
     parser.add_argument("--quick", action="store_true", help="small budgets (smoke test)")
     parser.add_argument("--only", choices=("logistic", "mlp"), default=None)
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw the figures from the JSON files, run nothing")
     args = parser.parse_args(argv)
     cfg = tomllib.loads(args.config.read_text())
     out = args.out or Path(cfg.get("out_dir", "plots"))
+    if args.replot:
+        for name, draw in (("scaling_logistic", plot_logistic), ("scaling_mlp", plot_mlp)):
+            if args.only in (None, name.split("_")[1]):
+                rec = json.loads((out / f"{name}.json").read_text())
+                save_figure(draw(rec), out / f"{name}.png")
+        return 0
     if args.only != "mlp":
         start = time.perf_counter()
         rec = run_logistic(cfg["logistic"], cfg["seed"], args.quick, print)
