@@ -119,8 +119,8 @@ def scaling_sweep(problem, optimizer, theta0, n_steps, *, base_batch, batch_size
         Initial v at B0; the square-root rule rescales it to v0/κ.
     seed : int
     observables : sequence of str
-        Names for :func:`~sde_engine.runner.run_optimizer`; ``"theta"`` is
-        always added (for the noise-dominance check).
+        Names for :func:`~sde_engine.runner.run_optimizer`. θ is always
+        recorded for the noise-dominance check, but reported only if asked for.
     n_threads : int, optional
     progress : callable, optional
         Called with one line per batch size.
@@ -144,7 +144,8 @@ def scaling_sweep(problem, optimizer, theta0, n_steps, *, base_batch, batch_size
         raise ValueError(f"`batch_sizes` must contain base_batch={base_batch}, got {batch_sizes}")
     n_records = check.positive_int(n_records, "n_records")
     names = list(observables) if not isinstance(observables, str) else [observables]
-    if "theta" not in names:
+    extra_theta = "theta" not in names     # needed for the noise-dominance check only
+    if extra_theta:
         names.append("theta")
     base_rec = np.linspace(0, n_steps, n_records + 1)
     plan = {}
@@ -169,21 +170,24 @@ def scaling_sweep(problem, optimizer, theta0, n_steps, *, base_batch, batch_size
         sol = run_optimizer(prob_b, opt_b, theta0, steps_b, n_runs, seed=seed, v0=v0_b,
                             record_steps=rec_b, observables=names, on_divergence="drop",
                             n_threads=n_threads)
-        labels = sol.info["labels"]
-        stderr = np.sqrt(sol.var / max(sol.n_used, 1))
-        theta_cols = [i for i, lab in enumerate(labels) if lab.startswith("theta[")]
+        all_labels = sol.info["labels"]
+        theta_cols = [i for i, lab in enumerate(all_labels) if lab.startswith("theta[")]
         points = np.array([np.broadcast_to(np.asarray(theta0, dtype=np.float64), (problem.dim,)),
                            sol.mean[-1, theta_cols]])
         ratio = noise_dominance(prob_b, points)
+        keep = [i for i in range(len(all_labels)) if not (extra_theta and i in theta_cols)]
+        labels = [all_labels[i] for i in keep]
+        mean = sol.mean[:, keep]
+        stderr = np.sqrt(sol.var[:, keep] / max(sol.n_used, 1))
         rec = {"kappa": kappa, "batch_size": b, "hyperparameters": hp, "steps": steps_b,
                "time_per_step": opt_b.time_per_step, "own_time": rec_b * opt_b.time_per_step,
-               "mean": sol.mean, "stderr": stderr, "n_used": sol.n_used,
+               "mean": mean, "stderr": stderr, "n_used": sol.n_used,
                "n_diverged": len(sol.diverged.paths) if sol.diverged is not None else 0,
                "noise_dominance": {"at": ["theta0", "final mean theta"],
                                    "min": ratio.min(axis=1), "median": np.median(ratio, axis=1)}}
         if base is None:
             base = rec
-        diff = sol.mean - base["mean"]
+        diff = mean - base["mean"]
         z = diff / np.sqrt(stderr**2 + base["stderr"]**2 + 1e-300)
         rec["z"] = z
         rec["max_abs_z"] = np.max(np.abs(z), axis=0)
