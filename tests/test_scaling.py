@@ -177,3 +177,37 @@ def test_sqrt_rule_keeps_the_curves_and_lr_only_does_not():
     assert np.all(ruled["runs"][4]["max_abs_z"] < 4), ruled["runs"][4]["max_abs_z"]
     contrast = scaling_sweep(p, opt, [0.0, 0.0], 4000, rule="linear_lr", **kw)
     assert contrast["runs"][4]["max_abs_z"][0] > 10
+
+
+# ---- the digits MLP study (torch) -----------------------------------------------------
+from sde_engine.studies.scaling_mlp import mlp_batch_sweep, transformed_hyperparameters  # noqa
+
+
+def test_mlp_rule_maps():
+    hp = dict(lr=1e-3, betas=(0.99, 0.999), eps=1e-8)
+    assert transformed_hyperparameters("sqrt", 32, **hp) == sqrt_rule(32, **hp)
+    assert transformed_hyperparameters("none", 32, **hp) == hp
+    assert transformed_hyperparameters("linear_lr", 32, **hp)["lr"] == pytest.approx(0.032)
+    with pytest.raises(ValueError, match="larger base batch"):
+        transformed_hyperparameters("sqrt", 32, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+
+
+@pytest.mark.torch
+def test_mlp_sweep_is_seeded_and_paired():
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    kw = dict(batch_sizes=(16, 64), base_batch=16, epochs=1.0, hidden=8, seeds=(0, 1),
+              rules=("sqrt",), n_evals=2)
+    a = mlp_batch_sweep(**kw)
+    b = mlp_batch_sweep(**kw)
+    for bs in (16, 64):
+        np.testing.assert_array_equal(a["runs"]["sqrt"][bs]["test_accuracy"],
+                                      b["runs"]["sqrt"][bs]["test_accuracy"])
+    r = a["runs"]["sqrt"][64]
+    assert r["steps"] == round(a["n_train"] / 64)
+    # under the rule the SDE time of an epoch is the same at every batch size
+    np.testing.assert_allclose(r["sde_time"][-1], a["runs"]["sqrt"][16]["sde_time"][-1],
+                               rtol=0.05)
+    assert a["gap"]["sqrt"][16] == {"mean": 0.0, "stderr": 0.0}
+    with pytest.raises(ValueError, match="base_batch"):
+        mlp_batch_sweep(batch_sizes=(32, 64), base_batch=16, seeds=(0, 1))
