@@ -148,9 +148,14 @@ def time_torchsde(n_paths, n_steps, repeats):
         torch.set_num_threads(previous)
 
 
-def measure(path_counts, n_steps, repeats, torchsde=True):
-    """Rates in path·dim-steps per second, ``{(name, n_paths): rate}``."""
+def measure(path_counts, n_steps, repeats, torchsde=True, torchsde_steps=None):
+    """Rates in path·dim-steps per second, ``{(name, n_paths): rate}``.
+
+    ``torchsde_steps`` times torchsde on fewer steps (default ``n_steps``):
+    after its warm-up every step costs the same, so the rate carries over.
+    """
     rates = {}
+    torchsde_steps = torchsde_steps or n_steps
     for n in path_counts:
         work = n * DIM * n_steps
         rates["engine", n] = work / time_engine(n, n_steps, repeats)
@@ -158,9 +163,11 @@ def measure(path_counts, n_steps, repeats, torchsde=True):
         rates["numpy", n] = work / time_numpy(n, n_steps, repeats)
         if torchsde:
             try:
-                rates["torchsde", n] = work / time_torchsde(n, n_steps, 1)
+                seconds = time_torchsde(n, torchsde_steps, 1)
             except ImportError:
                 torchsde = False
+            else:
+                rates["torchsde", n] = n * DIM * torchsde_steps / seconds
     return rates
 
 
@@ -218,13 +225,19 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3,
                         help="best of this many timings (torchsde: always 1)")
     parser.add_argument("--no-torchsde", action="store_true", help="skip torchsde")
+    parser.add_argument("--torchsde-steps", type=int,
+                        help="time torchsde on this many steps (its rate per step is "
+                             "constant after warm-up; default: --steps)")
     parser.add_argument("--no-optimizer", action="store_true",
                         help="skip benchmarks/optimizer_bench.py")
     args = parser.parse_args(argv)
     path_counts = args.paths or ([1_000, 10_000] if args.quick else [10_000, 100_000])
     n_steps = args.steps or (200 if args.quick else 1000)
-    rates = measure(path_counts, n_steps, args.repeats, torchsde=not args.no_torchsde)
+    rates = measure(path_counts, n_steps, args.repeats, torchsde=not args.no_torchsde,
+                    torchsde_steps=args.torchsde_steps)
     print(format_table(rates, path_counts, n_steps))
+    if args.torchsde_steps and not args.no_torchsde:
+        print(f"(torchsde timed on {args.torchsde_steps} steps)")
     print()
     print("\n".join(target_lines(rates, path_counts)))
     if not args.no_optimizer:
