@@ -99,7 +99,8 @@ def run_mlp(cfg, quick, log):
     res = mlp_batch_sweep(**kw)
     for rule in res["gap"]:
         log(f"[scaling] MLP {rule}: " + ", ".join(
-            f"B={b}: gap {g['mean']:+.2f}±{g['stderr']:.2f} pp"
+            f"B={b}: gap {g['mean']:+.2f}±{g['stderr']:.2f} pp (noise/grad "
+            f"{np.median(res['runs'][rule][b]['noise_to_grad_final']):.2g})"
             for b, g in res["gap"][rule].items()))
     return res
 
@@ -116,8 +117,9 @@ def plot_mlp(rec):
         if rule == "sqrt":
             for k, b in enumerate(rec["batch_sizes"]):
                 r = _at(rec["runs"][rule], b)
+                ratio = np.median(r["noise_to_grad_final"])
                 ax2.plot(r["sde_time"], np.mean(r["train_loss"], axis=0), marker=".",
-                         color=f"C{k}", label=f"B={b}")
+                         color=f"C{k}", label=f"B={b} (final noise/grad {ratio:.2g})")
     ax1.set_xscale("log", base=2)
     ax1.set_xlabel("batch size B")
     ax1.set_ylabel("test accuracy % (bars: 2 s.e. over seeds)")

@@ -77,7 +77,7 @@ def train_mlp(data, *, batch_size, lr, betas, eps, epochs, hidden, seed, n_evals
     -------
     dict
         ``steps``, ``eval_steps`` (n_evals+1,), ``train_loss`` (n_evals+1,),
-        ``test_accuracy``, ``train_accuracy``.
+        ``test_accuracy``, ``train_accuracy``, ``noise_to_grad`` (final weights).
     """
     import torch
 
@@ -112,7 +112,32 @@ def train_mlp(data, *, batch_size, lr, betas, eps, epochs, hidden, seed, n_evals
         test_acc = float((model(X_test).argmax(1) == y_test).float().mean())
         train_acc = float((model(X_train).argmax(1) == y_train).float().mean())
     return {"steps": steps, "eval_steps": eval_steps, "train_loss": np.array(train_loss),
-            "test_accuracy": test_acc, "train_accuracy": train_acc}
+            "test_accuracy": test_acc, "train_accuracy": train_acc,
+            "noise_to_grad": noise_to_grad(model, X_train, y_train, batch_size)}
+
+
+def noise_to_grad(model, X, y, batch_size):
+    """Median over parameters of σ√diagΣ / |∇f| at the current weights (SPEC §3 regime check).
+
+    Σ is the per-example gradient covariance over the training set (exact, from
+    per-example gradients with ``torch.func``), σ = 1/√B. Values ≫ 1: the
+    noise dominates and the SDE (hence the rule) applies; ≲ 1: it may not.
+    """
+    import torch
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_one(p, xi, yi):
+        out = functional_call(model, p, (xi.unsqueeze(0),))
+        return torch.nn.functional.cross_entropy(out, yi.unsqueeze(0))
+
+    per_example = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, X, y)
+    flat = torch.cat([g.reshape(g.shape[0], -1) for g in per_example.values()], dim=1).double()
+    mean = flat.mean(dim=0)
+    sd = flat.std(dim=0, unbiased=False)
+    ratio = sd / math.sqrt(batch_size) / mean.abs().clamp_min(1e-300)
+    return float(ratio.median())
 
 
 def mlp_batch_sweep(*, batch_sizes=(16, 32, 64, 128, 256, 512), base_batch=16, lr=1e-3,
@@ -138,7 +163,8 @@ def mlp_batch_sweep(*, batch_sizes=(16, 32, 64, 128, 256, 512), base_batch=16, l
     dict
         ``runs[rule][B]``: per-seed ``test_accuracy`` (n_seeds,), ``train_loss``
         curves (n_seeds, n_evals+1), ``sde_time`` of the evaluations, the
-        hyperparameters used; ``gap[rule][B]``: mean and standard error over
+        hyperparameters used, ``noise_to_grad_final`` (n_seeds,) from
+        :func:`noise_to_grad` at the end of training; ``gap[rule][B]``: mean and standard error over
         seeds of acc(B0) − acc(B) (paired by seed), in percentage points.
     """
     batch_sizes = [check.positive_int(b, "batch_sizes") for b in batch_sizes]
@@ -172,6 +198,7 @@ def mlp_batch_sweep(*, batch_sizes=(16, 32, 64, 128, 256, 512), base_batch=16, l
                 "train_loss": np.stack([r["train_loss"] for r in results]),
                 "test_accuracy": np.array([r["test_accuracy"] for r in results]),
                 "train_accuracy": np.array([r["train_accuracy"] for r in results]),
+                "noise_to_grad_final": np.array([r["noise_to_grad"] for r in results]),
             }
         base_acc = runs[rule][base_batch]["test_accuracy"]
         for b in batch_sizes:
