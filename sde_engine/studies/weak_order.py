@@ -356,6 +356,7 @@ def run_order_study(cfg, out_dir=None, *, evaluator=None, reference=None,
     key = fingerprint(cfg)
     bounds = chunk_bounds(cfg.paths, cfg.chunk_paths)
     done = {lr: store.load(point_name(lr), key) for lr in cfg.lrs}
+    from_checkpoint = sum(len(done[lr]) == len(bounds) for lr in cfg.lrs)
     work = sum(cfg.paths * cfg.n_steps(lr) for lr in cfg.lrs)
     already = sum(sum(m.count for m in chunks.values()) * cfg.n_steps(lr)
                   for lr, chunks in done.items())
