@@ -384,6 +384,7 @@ def run_order_study(cfg, out_dir=None, *, evaluator=None, reference=None,
         refs = sde_reference(cfg, store, executor)
     record = assemble(cfg, discrete, refs, wall_s=time.perf_counter() - start,
                       workers=executor.workers)
+    record["points_from_checkpoint"] = from_checkpoint     # their time is not in wall_s
     if out_dir is not None:
         write_outputs(record, out_dir, plot=plot)
     return OrderResult(record, complete=True)
