@@ -1,4 +1,8 @@
-"""AdamQLR (SPEC §7): the engine optimizer and the torch optimizer."""
+"""AdamQLR (SPEC §7): the engine optimizer and the torch optimizer.
+
+Numba compiles the run kernel once per (problem, curvature) pair: the tests use two
+(Rosenbrock with Hessian curvature, the quadratic), a few seconds each on an idle machine.
+"""
 import math
 
 import numpy as np
@@ -76,7 +80,7 @@ def test_damping_floor():
 
 
 def test_damping_sequence_follows_rho_on_rosenbrock(rosen):
-    res = adamqlr_run(rosen, [1.0, -1.0], 200, noisy=False)
+    res = adamqlr_run(rosen, [1.0, -1.0], 200, noisy=False, curvature="hessian")
     lam, rho = res.damping[0], res.rho[0]
     assert lam[0] == 1e-3
     for k in range(199):
@@ -124,7 +128,7 @@ def test_regression_products_match_hessian(kind):
 
 def test_saved_path_replays_the_recorded_steps(rosen):
     # θ_k − θ_{k−1} = −α_k d_k, and the recorded losses are f at the saved iterates
-    res = adamqlr_run(rosen, [1.0, -1.0], 20, noisy=False, save_path=True)
+    res = adamqlr_run(rosen, [1.0, -1.0], 20, noisy=False, save_path=True, curvature="hessian")
     path = res.path[0]
     np.testing.assert_array_equal(path[-1], res.x[0])
     np.testing.assert_allclose([rosen.loss_at(p) for p in path], res.loss[0], rtol=1e-13)
@@ -133,8 +137,8 @@ def test_saved_path_replays_the_recorded_steps(rosen):
 # ---- noisy runs ---------------------------------------------------------------------
 def test_noisy_runs_reproducible_and_path_independent(rosen):
     noisy = rosen.with_noise_scale(0.5)
-    a = adamqlr_run(noisy, [1.0, -1.0], 30, n_paths=4, seed=7)
-    b = adamqlr_run(noisy, [1.0, -1.0], 30, n_paths=2, seed=7)
+    a = adamqlr_run(noisy, [1.0, -1.0], 30, n_paths=4, seed=7, curvature="hessian")
+    b = adamqlr_run(noisy, [1.0, -1.0], 30, n_paths=2, seed=7, curvature="hessian")
     np.testing.assert_array_equal(a.alpha[:2], b.alpha)
     np.testing.assert_array_equal(a.x[:2], b.x)
     assert not np.array_equal(a.alpha[0], a.alpha[1])

@@ -2,7 +2,18 @@
 
 Adam's direction with a learning rate chosen by a damped quadratic model of the
 loss and Levenberg–Marquardt damping (Clarke & Hernández-Lobato, ICML 2024).
-torch is imported here only: ``import sde_engine`` never needs it.
+torch is imported lazily, on first access to :class:`AdamQLR` or on
+:func:`module_fn`: ``import sde_engine`` never needs it.
+
+Example::
+
+    import torch.nn.functional as F
+    from sde_engine.optimizers.adamqlr_torch import AdamQLR, module_fn
+
+    opt = AdamQLR(model.parameters())          # untuned defaults of SPEC §7
+    for xb, yb in batches:
+        opt.step(model_fn=module_fn(model, xb), loss_fn=lambda out: F.cross_entropy(out, yb))
+        print(opt.last_step["alpha"], opt.last_step["damping"], opt.last_step["rho"])
 
 How the optimizer sees the model
 --------------------------------
@@ -34,10 +45,8 @@ Curvature (``curvature=``)
     ``"hessian"``: dᵀHd from ``torch.func.vjp`` of ``torch.func.grad`` of the
     whole loss (reverse-over-reverse; H is symmetric); may be negative.
 """
-from .adamqlr import check_hyperparameters, qlr_alpha, qlr_damping, qlr_rho
 from ..validation import choice
-
-CURVATURES = ("gauss_newton", "hessian")
+from .adamqlr import CURVATURES, check_hyperparameters, qlr_alpha, qlr_damping, qlr_rho
 
 
 def _import_torch():
