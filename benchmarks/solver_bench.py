@@ -25,6 +25,7 @@ Targets (issue 2, 2 cores): engine ≥ 20× torchsde at 10^4 paths and ≥ 40× 
 """
 import argparse
 import math
+import os
 import time
 
 import numba
@@ -233,11 +234,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     path_counts = args.paths or ([1_000, 10_000] if args.quick else [10_000, 100_000])
     n_steps = args.steps or (200 if args.quick else 1000)
+    # other processes on the machine distort every rate (2-thread ones the most)
+    load_before = os.getloadavg()[0]
     rates = measure(path_counts, n_steps, args.repeats, torchsde=not args.no_torchsde,
                     torchsde_steps=args.torchsde_steps)
     print(format_table(rates, path_counts, n_steps))
     if args.torchsde_steps and not args.no_torchsde:
         print(f"(torchsde timed on {args.torchsde_steps} steps)")
+    print(f"(1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+          f"{os.cpu_count()} CPUs: rates are only comparable on an otherwise idle machine)")
     print()
     print("\n".join(target_lines(rates, path_counts)))
     if not args.no_optimizer:
