@@ -15,6 +15,19 @@ Writes into the output folder:
 * ``scaling_mlp.json`` / ``.png`` — Adam on an MLP on load_digits at B = 16…512
   for the same number of epochs, test accuracy over seeds under the rule, with
   the base hyperparameters unchanged, and with lr × κ; the gap acc(16) − acc(B).
+
+Measured with the shipped config (breast_cancer, 500 runs per B; MLP 4 seeds):
+
+* logistic from θ*: square-root rule max |z| over the curve 0.3, 0.7, 1.0, 1.7,
+  2.3 for B = 32…512 (agreement within Monte Carlo error; noise/grad ≥ 54 at
+  the end); lr × κ only: max |z| 14, 24, 30, 36, 45. From θ = 0 both rules
+  separate (max |z| 180–1900): the start is gradient-dominated (noise/grad
+  0.09–0.5), outside the SDE regime.
+* MLP, acc(16) − acc(512) in percentage points (± s.e. over seeds): rule
+  +0.33 ± 0.35; base hyperparameters +10.5 ± 0.4; lr × κ only +1.0 ± 0.6.
+  Training-loss curves under the rule do not coincide (0.009 at B = 16 vs
+  0.043 at B = 512 after 30 epochs); final noise/grad medians fall from 14
+  (B = 16) to 2.6 (B = 512), i.e. towards the edge of the SDE regime.
 """
 import argparse
 import json

@@ -7,7 +7,14 @@ folder: for Gaussian and skewed (centred exponential) gradient noise, the weak
 errors at T of E θ, E θ² and E u of SVAG-RMSprop with ℓ ∈ {1, 2, 4, 8} against
 the exact moments of the RMSprop SDE, with Monte Carlo standard errors and the
 fitted order in h = η/ℓ (confidence interval from
-:func:`sde_engine.analysis.fit_order`).
+:func:`sde_engine.analysis.fit_order`), over all ℓ and over ℓ ≥ 2.
+
+Measured with the shipped config (order p: error ∝ ℓ^−p, 95% CI):
+Gaussian noise — E u 2.05 [1.94, 2.16] (ℓ ≥ 2: 1.99 [1.78, 2.20]), E θ 1.59
+[1.33, 1.85] (ℓ = 8 below the Monte Carlo floor). Skewed noise — E u 1.94
+[1.91, 1.96] (ℓ ≥ 2: 1.96 [1.92, 2.01]); E θ errors 0.104, 0.074, 0.029,
+0.0085 with local slopes 0.5, 1.4, 1.8 (not yet a power law: fit 0.81,
+χ²_red = 191). See :mod:`sde_engine.optimizers.svag`.
 """
 import argparse
 import sys
