@@ -39,3 +39,21 @@ def adamqlr(out_dir):
 
     module.main(["--out", str(out_dir.parent)])
     return {"figures": "plots/adamqlr_*.png"}
+
+
+@experiment("svag", "SVAG-RMSprop converges to the RMSprop SDE as ℓ grows (issue 4) — "
+                    "experiments/svag.py, figures plots/svag_convergence.png")
+def svag(out_dir):
+    from . import svag as module
+
+    module.main(["--out", str(out_dir.parent)])
+    return {"figures": "plots/svag_convergence.png"}
+
+
+@experiment("scaling_rule", "the square-root scaling rule on real minibatch noise, with and "
+                            "without the rule — experiments/scaling_rule.py, plots/scaling_*.png")
+def scaling_rule(out_dir):
+    from . import scaling_rule as module
+
+    module.main(["--out", str(out_dir.parent)])
+    return {"figures": "plots/scaling_*.png"}
