@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: venv demo test test-slow bench experiments clean
+.PHONY: venv demo test test-slow bench experiments experiments-fast clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,11 @@ bench: venv
 
 experiments: venv
 	$(PY) -m experiments
+
+# the weak-order and solver figures only (minutes, not the ~hour of the full set)
+experiments-fast: venv
+	$(PY) -m experiments rmsprop_gaussian rmsprop_bc_gaussian rmsprop_skewed adam_gaussian \
+	    adam_bc_gaussian adam_bc_skewed solvers_gbm trajectories_rmsprop
 
 clean:
 	rm -rf $(VENV) .numba_cache .pytest_cache build *.egg-info
