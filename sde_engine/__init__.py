@@ -1,31 +1,26 @@
-"""sde-engine: simulate SDEs with Numba and study optimizers through their SDE limits."""
+"""sde-engine: simulate SDEs with Numba and study optimizers through their SDE limits.
+
+The import order below is the dependency order (core, then optimizer runs, models,
+torch forms with a lazy torch, then the SVAG/scaling layer).
+"""
 from .examples import gbm, gbm_exact, gbm_moments, ornstein_uhlenbeck, ou_moments
 from .sde import SDE
 from .simulate import simulate
 from .solution import DivergenceError, DivergenceReport, Solution
+from .runner import run_optimizer
+from .models import adam_sde, rmsprop_sde, sgd_sde
+from .problems import quadratic
+from .torch_discrete import run_optimizer_torch
+from .torch_models import register_torch_form, torch_form
+from .models.scaling import scaling_rule, sqrt_rule
+from .optimizers.svag import run_svag
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SDE", "simulate", "Solution", "DivergenceError", "DivergenceReport",
-    "gbm", "gbm_exact", "gbm_moments", "ornstein_uhlenbeck", "ou_moments", "__version__",
+    "gbm", "gbm_exact", "gbm_moments", "ornstein_uhlenbeck", "ou_moments",
+    "run_optimizer", "adam_sde", "rmsprop_sde", "sgd_sde", "quadratic",
+    "run_optimizer_torch", "register_torch_form", "torch_form",
+    "scaling_rule", "sqrt_rule", "run_svag", "__version__",
 ]
-
-from .runner import run_optimizer  # noqa: E402  (discrete optimizer runs, issue 3)
-
-__all__ += ["run_optimizer"]
-
-from .models import adam_sde, rmsprop_sde, sgd_sde  # noqa: E402  (optimizer SDEs, issue 3)
-from .problems import quadratic  # noqa: E402
-
-__all__ += ["adam_sde", "rmsprop_sde", "sgd_sde", "quadratic"]
-
-from .torch_discrete import run_optimizer_torch  # noqa: E402  (torch backend, issue 6; lazy torch)
-from .torch_models import register_torch_form, torch_form  # noqa: E402
-
-__all__ += ["run_optimizer_torch", "register_torch_form", "torch_form"]
-
-from .models.scaling import scaling_rule, sqrt_rule  # noqa: E402  (issue 4: scaling rules, SVAG)
-from .optimizers.svag import run_svag  # noqa: E402
-
-__all__ += ["scaling_rule", "sqrt_rule", "run_svag"]
