@@ -104,3 +104,36 @@ def choice(value, name, options):
     if value not in options:
         raise ValueError(f"`{name}` must be one of {tuple(options)}, got {value!r}")
     return value
+
+
+# ---- optimizer hyperparameters (SPEC §2–3) ---------------------------------------
+def beta(value, name):
+    """A decay rate β in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must lie in [0, 1), got {value!r}")
+    return float(value)
+
+
+def betas(value):
+    """A pair (β1, β2), each in [0, 1)."""
+    try:
+        b1, b2 = value
+    except (TypeError, ValueError):
+        raise ValueError(f"`betas` must be a pair (beta1, beta2), got {value!r}") from None
+    return beta(b1, "betas[0]"), beta(b2, "betas[1]")
+
+
+def eps(value):
+    """The denominator offset ε ≥ 0, finite."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"`eps` must be a finite number ≥ 0, got {value!r}")
+    return float(value)
+
+
+def flag(value, name):
+    """A boolean switch (Python or NumPy bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be True or False, got {value!r}")
+    return bool(value)

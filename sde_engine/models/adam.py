@@ -21,7 +21,8 @@ import math
 
 from numba import njit
 
-from .base import OptimizerSDE, beta_value, build_sde, eps_value, flag, learning_rate
+from .. import validation as check
+from .base import OptimizerSDE, build_sde
 from .preconditioner import preconditioner
 
 
@@ -82,15 +83,15 @@ def adam_sde(problem, lr, betas=(0.9, 0.999), eps=1e-8, bias_correction=True):
     OptimizerSDE
         ``.sde`` of dim 3d, state (θ, m, u), general noise (noise_dim d); h = lr².
     """
-    lr = learning_rate(lr)
+    lr = check.positive_float(lr, "lr")
     try:
         beta1, beta2 = betas
     except (TypeError, ValueError):
         raise ValueError(f"`betas` must be a pair (beta1, beta2), got {betas!r}") from None
-    beta1 = beta_value(beta1, "betas[0]")
-    beta2 = beta_value(beta2, "betas[1]")
-    eps = eps_value(eps)
-    bias = flag(bias_correction, "bias_correction")
+    beta1 = check.beta(beta1, "betas[0]")
+    beta2 = check.beta(beta2, "betas[1]")
+    eps = check.eps(eps)
+    bias = check.flag(bias_correction, "bias_correction")
     sigma0, eps0 = problem.noise_scale * lr, eps * lr
     c1, c2 = (1.0 - beta1) / lr**2, (1.0 - beta2) / lr**2
     sde = build_sde(_adam_kernels, problem, [sigma0, eps0, c1, c2, float(bias)], 3, "adam_sde")

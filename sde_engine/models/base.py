@@ -23,8 +23,6 @@ parameters (:meth:`sde_engine.SDE.with_params`), so that a new learning rate or 
 new problem of the same type reuses the compiled driver.
 """
 import functools
-import math
-import numbers
 
 import numpy as np
 
@@ -189,28 +187,3 @@ def build_sde(factory, problem, head, n_blocks, name, noise="general"):
 def _template(factory, grad, noise_sqrt, noise_diag, n_head, name, noise):
     drift, diffusion = factory(grad, noise_sqrt, noise_diag, n_head)
     return SDE(drift, diffusion, dim=1, noise=noise, noise_dim=1, name=name)
-
-
-# ---- hyperparameter checks (SPEC §2–3) --------------------------------------------------
-def learning_rate(lr):
-    return check.positive_float(lr, "lr")
-
-
-def beta_value(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must lie in [0, 1), got {value!r}")
-    return float(value)
-
-
-def eps_value(eps):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) \
-            or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"`eps` must be a finite number ≥ 0, got {eps!r}")
-    return float(eps)
-
-
-def flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"`{name}` must be True or False, got {value!r}")
-    return bool(value)

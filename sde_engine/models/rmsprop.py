@@ -13,7 +13,8 @@ SDE params: ``[σ0, ε0, c2, bias_correction, *problem.params]``.
 """
 from numba import njit
 
-from .base import OptimizerSDE, beta_value, build_sde, eps_value, flag, learning_rate
+from .. import validation as check
+from .base import OptimizerSDE, build_sde
 from .preconditioner import preconditioner
 
 
@@ -70,10 +71,10 @@ def rmsprop_sde(problem, lr, beta=0.99, eps=1e-8, bias_correction=False):
     OptimizerSDE
         ``.sde`` of dim 2d, state (θ, u), general noise (noise_dim d); h = lr².
     """
-    lr = learning_rate(lr)
-    beta = beta_value(beta, "beta")
-    eps = eps_value(eps)
-    bias = flag(bias_correction, "bias_correction")
+    lr = check.positive_float(lr, "lr")
+    beta = check.beta(beta, "beta")
+    eps = check.eps(eps)
+    bias = check.flag(bias_correction, "bias_correction")
     sigma0, eps0, c2 = problem.noise_scale * lr, eps * lr, (1.0 - beta) / lr**2
     sde = build_sde(_rmsprop_kernels, problem, [sigma0, eps0, c2, float(bias)], 2,
                     "rmsprop_sde")

@@ -26,17 +26,6 @@ Checks raise ``ValueError`` naming the argument before any work.
 import math
 
 from .. import validation as check
-from .base import beta_value as _beta
-from .base import eps_value as _eps
-
-
-def _betas_pair(betas):
-    try:
-        b1, b2 = betas
-    except (TypeError, ValueError):
-        raise ValueError(f"`betas` must be a pair (beta1, beta2), got {betas!r}") from None
-    return _beta(b1, "betas[0]"), _beta(b2, "betas[1]")
-
 
 def _one_of_beta(betas, beta):
     """Exactly one of ``betas`` (Adam) and ``beta`` (RMSprop) must be given."""
@@ -118,15 +107,15 @@ def sqrt_rule(kappa, *, lr, betas=None, beta=None, eps=0.0):
     """
     kappa = check.positive_float(kappa, "kappa")
     lr = check.positive_float(lr, "lr")
-    eps = _eps(eps)
+    eps = check.eps(eps)
     _one_of_beta(betas, beta)
     root = math.sqrt(kappa)
     out = {"lr": root * lr}
     if betas is not None:
-        b1, b2 = _betas_pair(betas)
+        b1, b2 = check.betas(betas)
         out["betas"] = (_scaled_beta(kappa, b1, "betas[0]"), _scaled_beta(kappa, b2, "betas[1]"))
     else:
-        out["beta"] = _scaled_beta(kappa, _beta(beta, "beta"), "beta")
+        out["beta"] = _scaled_beta(kappa, check.beta(beta, "beta"), "beta")
     out["eps"] = eps / root
     return out
 
@@ -185,15 +174,15 @@ def sde_constants(*, lr, sigma, betas=None, beta=None, eps=0.0):
     """
     lr = check.positive_float(lr, "lr")
     sigma = check.positive_float(sigma, "sigma")
-    eps = _eps(eps)
+    eps = check.eps(eps)
     _one_of_beta(betas, beta)
     out = {"sigma0": sigma * lr, "eps0": eps * lr}
     if betas is not None:
-        b1, b2 = _betas_pair(betas)
+        b1, b2 = check.betas(betas)
         out["c1"] = (1.0 - b1) / lr**2
         out["c2"] = (1.0 - b2) / lr**2
     else:
-        out["c2"] = (1.0 - _beta(beta, "beta")) / lr**2
+        out["c2"] = (1.0 - check.beta(beta, "beta")) / lr**2
     return out
 
 
@@ -210,7 +199,7 @@ def from_sde_constants(*, lr, sigma0, eps0, c2, c1=None):
     """
     lr = check.positive_float(lr, "lr")
     sigma0 = check.positive_float(sigma0, "sigma0")
-    eps0 = _eps(eps0)
+    eps0 = check.eps(eps0)
     out = {"lr": lr, "sigma": sigma0 / lr, "eps": eps0 / lr}
     cs = {"c2": check.positive_float(c2, "c2")}
     if c1 is not None:

@@ -13,7 +13,8 @@ import math
 from numba import njit
 
 from .. import validation as check
-from .base import OptimizerSDE, build_sde, learning_rate
+from .. import validation as check
+from .base import OptimizerSDE, build_sde
 
 
 def _sgd_kernels(grad, noise_sqrt, noise_diag, n_head):
@@ -64,7 +65,7 @@ def sgd_sde(problem, lr, noise="general"):
     OptimizerSDE
         ``.sde`` of dim d (noise_dim d); ``h = lr``.
     """
-    lr = learning_rate(lr)
+    lr = check.positive_float(lr, "lr")
     check.choice(noise, "noise", ("general", "diagonal"))
     if noise == "diagonal" and not problem.diagonal_noise:
         raise ValueError(f"`noise='diagonal'` needs a problem with diagonal Σ(θ); {problem!r} "

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from .. import validation as check
-from .scaling import _beta, _betas_pair, _eps, _one_of_beta
+from .scaling import _one_of_beta
 
 FORMS = {"sgd": "sgd", "rmsprop": "adaptive", "adam": "adaptive"}
 
@@ -122,7 +122,7 @@ def svag_adaptive(ell, *, lr, betas=None, beta=None, eps=0.0):
     """
     ell = _ell(ell)
     lr = check.positive_float(lr, "lr")
-    eps = _eps(eps)
+    eps = check.eps(eps)
     _one_of_beta(betas, beta)
     sq = ell * ell
     factor = _whole(sq, "ell**2", ell)
@@ -132,10 +132,10 @@ def svag_adaptive(ell, *, lr, betas=None, beta=None, eps=0.0):
         return b if factor == 1 else 1.0 - (1.0 - b) / sq
 
     if betas is not None:
-        b1, b2 = _betas_pair(betas)
+        b1, b2 = check.betas(betas)
         hyper["betas"] = (shrink(b1), shrink(b2))
     else:
-        hyper["beta"] = shrink(_beta(beta, "beta"))
+        hyper["beta"] = shrink(check.beta(beta, "beta"))
     hyper["eps"] = eps * ell
     r1, r2 = svag_weights(sq)
     return SVAGSetting(ell, hyper, r1, r2, factor)

@@ -7,7 +7,8 @@ import math
 
 from numba import njit
 
-from .base import Optimizer, OptimizerSpec, check_betas, check_eps, check_flag, check_lr
+from .. import validation as check
+from .base import Optimizer, OptimizerSpec
 
 
 @njit(inline="always")
@@ -78,10 +79,10 @@ def adam(*, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, bias_correction=True):
     Optimizer
         State layout ``(θ, m, v)``.
     """
-    lr = check_lr(lr)
-    beta1, beta2 = check_betas(betas)
-    eps = check_eps(eps)
-    bias_correction = check_flag(bias_correction, "bias_correction")
+    lr = check.positive_float(lr, "lr")
+    beta1, beta2 = check.betas(betas)
+    eps = check.eps(eps)
+    bias_correction = check.flag(bias_correction, "bias_correction")
     return Optimizer(SPEC, dict(lr=lr, betas=(beta1, beta2), eps=eps,
                                 bias_correction=bias_correction),
                      [lr, beta1, beta2, eps, float(bias_correction)])

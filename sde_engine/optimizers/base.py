@@ -19,8 +19,6 @@ validates hyperparameters named as in ``torch.optim``), add one
 its SDE to :mod:`sde_engine.models`, and one row to the table of
 ``tests/test_optimizers.py``.
 """
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Callable, Tuple
 
@@ -197,37 +195,3 @@ class Optimizer:
 
     def __hash__(self):
         return hash((self.name, self.hyper.tobytes()))
-
-
-# ---- hyperparameter checks (ValueError naming the argument, before any work) --------
-def check_lr(lr):
-    return check.positive_float(lr, "lr")
-
-
-def check_beta(value, name):
-    """A decay rate β in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}")
-    return float(value)
-
-
-def check_betas(betas):
-    """A pair (β1, β2), each in [0, 1)."""
-    try:
-        b1, b2 = betas
-    except (TypeError, ValueError):
-        raise ValueError(f"`betas` must be a pair (beta1, beta2), got {betas!r}") from None
-    return check_beta(b1, "betas[0]"), check_beta(b2, "betas[1]")
-
-
-def check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (
-            math.isfinite(eps) and eps >= 0.0):
-        raise ValueError(f"`eps` must be a finite number ≥ 0, got {eps!r}")
-    return float(eps)
-
-
-def check_flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"`{name}` must be True or False, got {value!r}")
-    return bool(value)

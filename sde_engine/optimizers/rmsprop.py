@@ -7,7 +7,8 @@ import math
 
 from numba import njit
 
-from .base import Optimizer, OptimizerSpec, check_beta, check_eps, check_flag, check_lr
+from .. import validation as check
+from .base import Optimizer, OptimizerSpec
 
 
 @njit(inline="always")
@@ -72,9 +73,9 @@ def rmsprop(*, lr=1e-2, beta=0.99, eps=1e-8, bias_correction=False):
     Optimizer
         State layout ``(θ, v)``.
     """
-    lr = check_lr(lr)
-    beta = check_beta(beta, "beta")
-    eps = check_eps(eps)
-    bias_correction = check_flag(bias_correction, "bias_correction")
+    lr = check.positive_float(lr, "lr")
+    beta = check.beta(beta, "beta")
+    eps = check.eps(eps)
+    bias_correction = check.flag(bias_correction, "bias_correction")
     return Optimizer(SPEC, dict(lr=lr, beta=beta, eps=eps, bias_correction=bias_correction),
                      [lr, beta, eps, float(bias_correction)])

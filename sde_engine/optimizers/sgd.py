@@ -4,7 +4,8 @@ State ``(θ,)``, shape (d,). ``hyper = [lr]``. SDE time per step: η (SPEC §3).
 """
 from numba import njit
 
-from .base import Optimizer, OptimizerSpec, check_lr
+from .. import validation as check
+from .base import Optimizer, OptimizerSpec
 
 
 @njit(inline="always")
@@ -47,5 +48,5 @@ def sgd(*, lr=1e-3):
     Optimizer
         State layout ``(θ,)``; update θ ← θ − η g.
     """
-    lr = check_lr(lr)
+    lr = check.positive_float(lr, "lr")
     return Optimizer(SPEC, dict(lr=lr), [lr])
