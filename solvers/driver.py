@@ -29,7 +29,6 @@ and float64 arrays) handed unchanged to every function; ``work`` is whatever
 ``rng`` is the path's :mod:`solvers.rng` stream (uint64, shape (4,)); it is the
 only source of randomness a kernel may use.
 """
-import math
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -105,11 +104,14 @@ def make_driver(kernel):
                 for k in range(n_steps + 1):
                     if k > 0:
                         advance(k, x, state, params, work, setup, x_new)
+                        # x·0 is 0 for finite x and NaN for NaN/inf: one branch per
+                        # step instead of one per coordinate, and no overflow
+                        non_finite = 0.0
                         for i in range(d):
                             x[i] = x_new[i]
-                            if not math.isfinite(x_new[i]):
-                                bad = k
-                        if bad >= 0:
+                            non_finite += x_new[i] * 0.0
+                        if non_finite != 0.0:
+                            bad = k
                             break
                     while next_save == k:
                         if save_x:

@@ -56,13 +56,17 @@ def make_sde_kernel(step, diagonal, observables):
     def advance(k, x, rng, params, work, setup, x_new):
         t0, dt, refine, m, save_w, sqrt_fine_dt = setup
         dW, W, step_work = work
-        for j in range(m):
-            dW[j] = 0.0
-        for _ in range(refine):
+        if refine == 1:
             for j in range(m):
-                dW[j] += next_normal(rng)
-        for j in range(m):
-            dW[j] *= sqrt_fine_dt
+                dW[j] = next_normal(rng) * sqrt_fine_dt
+        else:
+            for j in range(m):
+                dW[j] = 0.0
+            for _ in range(refine):
+                for j in range(m):
+                    dW[j] += next_normal(rng)
+            for j in range(m):
+                dW[j] *= sqrt_fine_dt
         if save_w:
             for j in range(m):
                 W[j] += dW[j]
