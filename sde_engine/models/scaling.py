@@ -27,6 +27,19 @@ import math
 
 from .. import validation as check
 
+
+def _optimizer_name(optimizer, hyper, options):
+    """Lower-cased ``optimizer`` checked against ``options``; a TypeError when ``hyper``
+    holds RMSprop's ``beta`` for Adam or Adam's ``betas`` for RMSprop."""
+    name = check.choice(optimizer.lower() if isinstance(optimizer, str) else optimizer,
+                        "optimizer", options)
+    if name == "rmsprop" and "betas" in hyper:
+        raise TypeError("rmsprop takes `beta`, not `betas`")
+    if name == "adam" and "beta" in hyper:
+        raise TypeError("adam takes `betas`, not `beta`")
+    return name
+
+
 def _one_of_beta(betas, beta):
     """Exactly one of ``betas`` (Adam) and ``beta`` (RMSprop) must be given."""
     if (betas is None) == (beta is None):
@@ -129,14 +142,9 @@ def scaling_rule(optimizer, kappa, **hyper):
     SGD takes ``lr`` (linear rule); RMSprop takes ``lr, beta, eps`` and Adam
     ``lr, betas, eps`` (square-root rule). Unknown keywords are a TypeError.
     """
-    name = check.choice(optimizer.lower() if isinstance(optimizer, str) else optimizer,
-                        "optimizer", tuple(RULES))
+    name = _optimizer_name(optimizer, hyper, tuple(RULES))
     if name == "sgd":
         return linear_rule(kappa, **hyper)
-    if name == "rmsprop" and "betas" in hyper:
-        raise TypeError("rmsprop takes `beta`, not `betas`")
-    if name == "adam" and "beta" in hyper:
-        raise TypeError("adam takes `betas`, not `beta`")
     return sqrt_rule(kappa, **hyper)
 
 

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from .. import validation as check
-from .scaling import _one_of_beta
+from .scaling import _one_of_beta, _optimizer_name
 
 FORMS = {"sgd": "sgd", "rmsprop": "adaptive", "adam": "adaptive"}
 
@@ -147,12 +147,7 @@ def svag_transform(optimizer, ell, **hyper):
     SGD takes ``lr``; RMSprop ``lr, beta, eps``; Adam ``lr, betas, eps``.
     Unknown keywords are a TypeError.
     """
-    name = check.choice(optimizer.lower() if isinstance(optimizer, str) else optimizer,
-                        "optimizer", tuple(FORMS))
+    name = _optimizer_name(optimizer, hyper, tuple(FORMS))
     if name == "sgd":
         return svag_sgd(ell, **hyper)
-    if name == "rmsprop" and "betas" in hyper:
-        raise TypeError("rmsprop takes `beta`, not `betas`")
-    if name == "adam" and "beta" in hyper:
-        raise TypeError("adam takes `betas`, not `beta`")
     return svag_adaptive(ell, **hyper)
