@@ -26,8 +26,8 @@ from . import validation as check
 from .optimizers.base import Optimizer
 from .optimizers.observables import empty_table, make_table_observer, observable_table
 from .problems.base import Problem
-from .simulate import (DIVERGENCE_POLICIES, MAX_SAVED_BYTES, apply_divergence_policy,
-                       check_n_threads, numba_threads, probe_observables)
+from .simulate import (DIVERGENCE_POLICIES, apply_divergence_policy, check_n_threads,
+                       check_saved_size, numba_threads, probe_observables)
 from .solution import Solution
 
 
@@ -96,22 +96,13 @@ def run_optimizer(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=Non
         ``("theta", "m", "v")``), ``time_per_step``, the optimizer and its
         hyperparameters.
     """
-    if not isinstance(problem, Problem):
-        raise ValueError(f"`problem` must be a sde_engine.problems.Problem, got {problem!r}")
-    if not isinstance(optimizer, Optimizer):
-        raise ValueError(f"`optimizer` must be an Optimizer (e.g. sde_engine.optimizers.adam("
-                         f"lr=...) or make_optimizer(name, ...)), got {optimizer!r}")
+    _check_problem_and_optimizer(problem, optimizer)
     n_steps = check.positive_int(n_steps, "n_steps")
     n_runs = check.positive_int(n_runs, "n_runs")
     seed = check.nonnegative_int(seed, "seed")
     run_offset = check.nonnegative_int(run_offset, "run_offset", upper=2**62)
     d = problem.dim
-    theta0 = np.asarray(theta0, dtype=np.float64)
-    if theta0.shape not in ((d,), (n_runs, d)):
-        raise ValueError(f"`theta0` must have shape ({d},) or (n_runs, {d}) = ({n_runs}, {d}) "
-                         f"for {problem.name}, got shape {theta0.shape}")
-    state0 = optimizer.init(theta0, m0=m0, v0=v0)
-    state0 = np.ascontiguousarray(state0.reshape(-1, state0.shape[-1]))
+    state0 = np.ascontiguousarray(_initial_states(problem, optimizer, theta0, m0, v0, n_runs))
     steps = _record_steps(record_steps, n_steps)
     check.choice(on_divergence, "on_divergence", DIVERGENCE_POLICIES)
     n_threads = check_n_threads(n_threads)
@@ -133,10 +124,8 @@ def run_optimizer(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=Non
     if save_runs is None:
         save_runs = observables is None
     state_dim = state0.shape[1]
-    if save_runs and len(steps) * n_runs * state_dim * 8 > MAX_SAVED_BYTES:
-        raise ValueError(
-            f"`save_runs` would store {len(steps)}x{n_runs}x{state_dim} float64 "
-            f"(> {MAX_SAVED_BYTES / 2**30:.0f} GiB); pass `observables` and save_runs=False")
+    if save_runs:
+        check_saved_size("save_runs", len(steps), n_runs, state_dim)
 
     run = _compiled_runner(problem, optimizer.update, user_obs)
     setup = (optimizer.hyper, d, table)
@@ -158,6 +147,25 @@ def run_optimizer(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=Non
                   optimizer=optimizer.name, hyperparameters=dict(optimizer.hyperparameters),
                   problem=problem.name, noise_scale=problem.noise_scale, dim=d,
                   n_steps=n_steps, n_runs=n_runs, seed=seed, run_offset=run_offset))
+
+
+def _check_problem_and_optimizer(problem, optimizer):
+    if not isinstance(problem, Problem):
+        raise ValueError(f"`problem` must be a sde_engine.problems.Problem, got {problem!r}")
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"`optimizer` must be an Optimizer (e.g. sde_engine.optimizers.adam("
+                         f"lr=...) or make_optimizer(name, ...)), got {optimizer!r}")
+
+
+def _initial_states(problem, optimizer, theta0, m0, v0, n_runs):
+    """States at step 0 from ``theta0`` (d,) or (n_runs, d); shape (1 or n_runs, state_dim)."""
+    d = problem.dim
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    if theta0.shape not in ((d,), (n_runs, d)):
+        raise ValueError(f"`theta0` must have shape ({d},) or (n_runs, {d}) = ({n_runs}, {d}) "
+                         f"for {problem.name}, got shape {theta0.shape}")
+    state0 = optimizer.init(theta0, m0=m0, v0=v0)
+    return state0.reshape(-1, state0.shape[-1])
 
 
 def _record_steps(record_steps, n_steps):

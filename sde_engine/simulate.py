@@ -128,10 +128,8 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     if save_paths is None:
         save_paths = observables is None
     n_save = len(steps)
-    if save_paths and n_save * n_paths * sde.dim * 8 > MAX_SAVED_BYTES:
-        raise ValueError(
-            f"`save_paths` would store {n_save}x{n_paths}x{sde.dim} float64 "
-            f"(> {MAX_SAVED_BYTES / 2**30:.0f} GiB); pass `observables` and save_paths=False")
+    if save_paths:
+        check_saved_size("save_paths", n_save, n_paths, sde.dim)
     n_threads = check_n_threads(n_threads)
     sde.probe(t0, x0[0])
     if n_obs:
@@ -225,6 +223,14 @@ def probe_observables(fn, n_obs, t, x, params):
     if not np.all(np.isfinite(out)):
         raise ValueError(f"`observables` left some of its {n_obs} outputs (`n_observables`) "
                          f"unset or non-finite at x0: {out}")
+
+
+def check_saved_size(name, n_save, n_paths, dim):
+    """Refuse to keep n_save x n_paths x dim float64 states above MAX_SAVED_BYTES."""
+    if n_save * n_paths * dim * 8 > MAX_SAVED_BYTES:
+        raise ValueError(
+            f"`{name}` would store {n_save}x{n_paths}x{dim} float64 "
+            f"(> {MAX_SAVED_BYTES / 2**30:.0f} GiB); pass `observables` and {name}=False")
 
 
 def check_n_threads(n_threads):

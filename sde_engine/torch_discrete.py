@@ -26,9 +26,7 @@ import numpy as np
 from numba import njit
 
 from . import validation as check
-from .optimizers.base import Optimizer
 from .optimizers.observables import observable_table
-from .problems.base import Problem
 from .solution import Solution
 from .torch_models import QuadraticTorch
 
@@ -207,14 +205,10 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
 
     from solvers.torchsde_backend.batched import resolve_device, resolve_dtype, run_batched
 
-    from .runner import _record_steps
-    from .simulate import DIVERGENCE_POLICIES, MAX_SAVED_BYTES, apply_divergence_policy
+    from .runner import _check_problem_and_optimizer, _initial_states, _record_steps
+    from .simulate import DIVERGENCE_POLICIES, apply_divergence_policy, check_saved_size
 
-    if not isinstance(problem, Problem):
-        raise ValueError(f"`problem` must be a sde_engine.problems.Problem, got {problem!r}")
-    if not isinstance(optimizer, Optimizer):
-        raise ValueError(f"`optimizer` must be an Optimizer (e.g. sde_engine.optimizers.adam("
-                         f"lr=...)), got {optimizer!r}")
+    _check_problem_and_optimizer(problem, optimizer)
     if optimizer.name not in UPDATES:
         raise ValueError(f"no torch update for optimizer {optimizer.name!r}; available: "
                          f"{sorted(UPDATES)}")
@@ -225,12 +219,7 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
     check.choice(on_divergence, "on_divergence", DIVERGENCE_POLICIES)
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     d = problem.dim
-    theta0 = np.asarray(theta0, dtype=np.float64)
-    if theta0.shape not in ((d,), (n_runs, d)):
-        raise ValueError(f"`theta0` must have shape ({d},) or (n_runs, {d}) = ({n_runs}, {d}) "
-                         f"for {problem.name}, got shape {theta0.shape}")
-    state0 = optimizer.init(theta0, m0=m0, v0=v0)
-    state0 = state0.reshape(-1, state0.shape[-1])
+    state0 = _initial_states(problem, optimizer, theta0, m0, v0, n_runs)
     steps = _record_steps(record_steps, n_steps)
     oracle = QuadraticOracleTorch(problem, device, dtype)
     x0 = torch.as_tensor(state0, dtype=dtype, device=device)
@@ -247,10 +236,8 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
         phi = _named_observables([tuple(int(v) for v in row) for row in table], oracle)
     if save_runs is None:
         save_runs = observables is None
-    if save_runs and len(steps) * n_runs * state0.shape[1] * 8 > MAX_SAVED_BYTES:
-        raise ValueError(
-            f"`save_runs` would store {len(steps)}x{n_runs}x{state0.shape[1]} float64 "
-            f"(> {MAX_SAVED_BYTES / 2**30:.0f} GiB); pass `observables` and save_runs=False")
+    if save_runs:
+        check_saved_size("save_runs", len(steps), n_runs, state0.shape[1])
 
     update, hyper = UPDATES[optimizer.name], [float(h) for h in optimizer.hyper]
 

@@ -96,7 +96,7 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
         (n_save, n_observables) or None; ``info["backend"] == "torch"``.
     """
     from solvers import torchsde_backend
-    from .simulate import DIVERGENCE_POLICIES, MAX_SAVED_BYTES, apply_divergence_policy
+    from .simulate import DIVERGENCE_POLICIES, apply_divergence_policy, check_saved_size
 
     for name, value, default in (("save_brownian", save_brownian, False),
                                  ("n_threads", n_threads, None)):
@@ -129,10 +129,8 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
         raise ValueError(f"`n_observables` given ({n_observables!r}) without `observables`")
     if save_paths is None:
         save_paths = observables is None
-    if save_paths and len(steps) * n_paths * dim * 8 > MAX_SAVED_BYTES:
-        raise ValueError(
-            f"`save_paths` would store {len(steps)}x{n_paths}x{dim} float64 "
-            f"(> {MAX_SAVED_BYTES / 2**30:.0f} GiB); pass `observables` and save_paths=False")
+    if save_paths:
+        check_saved_size("save_paths", len(steps), n_paths, dim)
 
     run = torchsde_backend.integrate(
         form, x0, n_paths, t0=t0, dt=dt, n_steps=n_steps, save_steps=steps, method=ts_method,

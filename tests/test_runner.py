@@ -172,6 +172,7 @@ BAD_CALLS = [
     (dict(optimizer="adam"), "`optimizer`"),
     (dict(n_threads=10**6), "`n_threads`"),
     (dict(v0=-1.0), "`v0`"),
+    (dict(n_runs=10**9, save_runs=True), "`save_runs` would store"),
 ]
 
 
