@@ -68,6 +68,12 @@ def _finite_or_inf(x):
 
 
 def run_rosenbrock(cfg):
+    """Part 1: every method on Rosenbrock from ``cfg["x0"]`` for ``cfg["steps"]`` steps.
+
+    Returns ``{label: dict(hyperparameters, loss (steps+1,), path (steps+1, 2)
+    [, alpha, damping, rho (steps,) for AdamQLR])}``; "tuned" = best final loss
+    over the config's grids.
+    """
     problem = rosenbrock()
     x0, steps = list(cfg["x0"]), int(cfg["steps"])
     out = {}
@@ -135,7 +141,7 @@ def _model(task, hidden, seed):
 def train(task, method, hp, seed, budget_s, cfg):
     """Train until ``budget_s`` seconds of training time; returns curves (evaluation unclocked)."""
     import torch
-    from sde_engine.optimizers.adamqlr_torch import AdamQLR, module_fn
+    from ..optimizers.adamqlr_torch import AdamQLR, module_fn
     model = _model(task, cfg["hidden"], seed)
     lf = _loss_fn(task)
     x_tr, y_tr = task["x"][0], task["y"][0]
@@ -212,7 +218,7 @@ def step_cost(task, cfg, batch):
     on the machine affects them alike.
     """
     import torch
-    from sde_engine.optimizers.adamqlr_torch import AdamQLR, module_fn
+    from ..optimizers.adamqlr_torch import AdamQLR, module_fn
     lf = _loss_fn(task)
     xb, yb = task["x"][0][:batch], task["y"][0][:batch]
     steppers = {}
@@ -245,6 +251,13 @@ def step_cost(task, cfg, batch):
 
 
 def run_mlp(name, cfg, quick):
+    """Part 2 on data set ``name`` ("diabetes" or "digits"): random search, then final seeds.
+
+    Every run gets ``cfg[name]["budget_s"]`` seconds of :data:`CLOCK` (a tenth
+    with ``quick``, which also cuts trials and seeds). Returns the task, the
+    budget, the chosen and searched hyperparameters, the runs of :func:`train`
+    per method and seed, and :func:`step_cost` at the baseline and full batch.
+    """
     task = load_task(name, cfg["split"], cfg["data_seed"])
     budget = cfg[name]["budget_s"] * (0.1 if quick else 1.0)
     n_trials = 2 if quick else cfg["n_trials"]
@@ -279,6 +292,9 @@ def on_grid(curves, grid, column):
 
 
 def summarize_mlp(res):
+    """Final numbers of :func:`run_mlp`: medians over seeds of the train/val/test loss,
+    the early-stopped test loss, steps taken and, for AdamQLR, median |α| over the
+    second half of each run."""
     out = dict(budget_s=res["budget_s"], chosen=res["chosen"], searches=res["searches"],
                step_cost=res["step_cost"], final={})
     for label, runs in res["runs"].items():
@@ -298,6 +314,14 @@ def summarize_mlp(res):
 
 # ---- 3. controlled noise --------------------------------------------------------------
 def run_noise(cfg, quick):
+    """Part 3: AdamQLR under controlled gradient noise (engine, seeded runs).
+
+    Returns per σ the mean |α| per step, its second-half mean (± s.e. over
+    runs), the fraction of negative α and E f at the end (± s.e.); the
+    square-root rule ("sqrt") against unchanged betas/eps ("none") per κ; and
+    logistic regression per batch size, with the exact-gradient runs as
+    references. ``quick`` uses 32 runs.
+    """
     d = int(cfg["dim"])
     h = np.logspace(np.log10(cfg["h_min"]), np.log10(cfg["h_max"]), d)
     x0 = np.full(d, float(cfg["x0"]))
