@@ -171,6 +171,11 @@ def test_time_and_state_maps(problem):
     per_path = adam.initial_state(np.zeros((4, 2)))
     assert per_path.shape == (4, 6)
     np.testing.assert_array_equal(sgd.initial_state(THETA), THETA)
+    # a float v0/m0 applies to every coordinate, as in run_optimizer
+    np.testing.assert_array_equal(rms.initial_state(THETA, v0=2.0),
+                                  rms.initial_state(THETA, v0=[2.0, 2.0]))
+    np.testing.assert_array_equal(adam.initial_state(THETA, m0=0.5, v0=2.0),
+                                  adam.initial_state(THETA, m0=[0.5, 0.5], v0=[2.0, 2.0]))
 
 
 @pytest.mark.parametrize("build, match", [

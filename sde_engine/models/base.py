@@ -86,10 +86,11 @@ class OptimizerSDE:
         Parameters
         ----------
         theta0 : array_like, shape (d,) or (n_paths, d)
-        m0 : array_like, same shape, optional
+        m0 : float or array_like of shape (d,) or (n_paths, d), optional
             Adam's first moment (default 0). With bias correction it must be 0.
-        v0 : array_like, same shape, optional
+        v0 : float or array_like of shape (d,) or (n_paths, d), optional
             Second moment of RMSprop/Adam (default 0); mapped to u0 = v0/σ².
+            A float applies to every coordinate, as in ``run_optimizer``.
 
         Returns
         -------
@@ -103,7 +104,7 @@ class OptimizerSDE:
                 raise ValueError("`m0`/`v0` do not apply to the SGD SDE (state x = θ)")
             return theta0
         sigma = self.problem.noise_scale
-        v0 = np.zeros_like(theta0) if v0 is None else _block(v0, "v0", d)
+        v0 = np.zeros_like(theta0) if v0 is None else _block(v0, "v0", d, scalar=True)
         if np.any(v0 < 0):
             raise ValueError(f"`v0` must be ≥ 0, got {v0}")
         u0 = v0 / sigma**2
@@ -116,7 +117,7 @@ class OptimizerSDE:
             if m0 is not None:
                 raise ValueError("`m0` does not apply to the RMSprop SDE (state x = (θ, u))")
             return np.concatenate(np.broadcast_arrays(theta0, u0), axis=-1)
-        m0 = np.zeros_like(theta0) if m0 is None else _block(m0, "m0", d)
+        m0 = np.zeros_like(theta0) if m0 is None else _block(m0, "m0", d, scalar=True)
         if bias and np.any(m0 != 0.0):
             raise ValueError(
                 f"`m0` must be 0 with bias correction (the drift m/γ1(t) is singular at t=0 "
@@ -156,8 +157,10 @@ class OptimizerSDE:
                 f"lr={self.lr:g}, h={self.h:g}, constants={self.constants})")
 
 
-def _block(value, name, d):
+def _block(value, name, d, scalar=False):
     arr = np.asarray(value, dtype=np.float64)
+    if scalar and arr.ndim == 0:
+        arr = np.full(d, float(arr))
     if arr.ndim not in (1, 2) or arr.shape[-1] != d:
         raise ValueError(f"`{name}` must have shape ({d},) or (n_paths, {d}), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
