@@ -128,7 +128,7 @@ def run_optimizer(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=Non
         check_saved_size("save_runs", len(steps), n_runs, state_dim)
 
     run = _compiled_runner(problem, optimizer.update, user_obs)
-    setup = (optimizer.hyper, d, table)
+    setup = (optimizer.hyper_for_run(n_steps), d, table)
     with numba_threads(n_threads):
         out = run_paths(run, state0, n_steps, steps, problem.params, setup, seed, run_offset,
                         n_runs, n_obs, save_x=bool(save_runs))

@@ -254,3 +254,22 @@ def test_observable_table_labels_and_offsets():
     with pytest.raises(ValueError, match="must be in"):
         observable_table(["theta3"], adam(), 2)
     assert set(OBSERVABLES) == {"theta", "theta_sq", "norm_sq", "loss", "m", "v"}
+
+
+@pytest.mark.parametrize("name, hyper, n_blocks", [
+    ("adam", dict(lr=0.1, betas=(0.9, 0.999), eps=1e-8), 3),
+    ("rmsprop", dict(lr=0.1, beta=0.99, eps=1e-8, bias_correction=True), 2),
+])
+def test_precomputed_bias_correction_table_is_bit_identical(name, hyper, n_blocks):
+    """The runner's per-run table of 1 − β^k gives the same bits as the update's own pow."""
+    opt = make_optimizer(name, **hyper)
+    n_steps, d = 2000, 3
+    with_table = opt.hyper_for_run(n_steps)
+    assert with_table.shape[0] > opt.hyper.shape[0]
+    rng = np.random.default_rng(0)
+    for k in range(1, n_steps + 1):
+        g, state = rng.normal(size=d), rng.normal(size=n_blocks * d) ** 2
+        plain, tabled = np.empty(n_blocks * d), np.empty(n_blocks * d)
+        opt.update(k, g, state, opt.hyper, plain)
+        opt.update(k, g, state, with_table, tabled)
+        assert np.array_equal(plain, tabled), f"step {k}"

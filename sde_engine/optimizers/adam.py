@@ -30,8 +30,9 @@ def adam_update(k, g, state, hyper, out):
         Gradient sample g_k.
     state : ndarray, shape (3d,)
         (θ_{k−1}, m_{k−1}, v_{k−1}).
-    hyper : ndarray, shape (5,)
-        ``[lr, beta1, beta2, eps, bias_correction (0 or 1)]``.
+    hyper : ndarray, shape (5,) or (5 + 2·n_steps,)
+        ``[lr, beta1, beta2, eps, bias_correction (0 or 1)]``, optionally
+        followed by (1 − β1^k, 1 − β2^k) for k = 1..n_steps.
     out : ndarray, shape (3d,)
         Receives (θ_k, m_k, v_k).
     """
@@ -40,8 +41,12 @@ def adam_update(k, g, state, hyper, out):
     beta2 = hyper[2]
     eps = hyper[3]
     if hyper[4] != 0.0:
-        c1 = 1.0 - math.pow(beta1, k)
-        c2 = 1.0 - math.pow(beta2, k)
+        if hyper.shape[0] > 5:      # the runner's table of 1 − β^k (Optimizer.hyper_for_run)
+            c1 = hyper[5 + 2 * (k - 1)]
+            c2 = hyper[6 + 2 * (k - 1)]
+        else:
+            c1 = 1.0 - math.pow(beta1, k)
+            c2 = 1.0 - math.pow(beta2, k)
     else:
         c1 = 1.0
         c2 = 1.0
@@ -57,6 +62,7 @@ def adam_update(k, g, state, hyper, out):
 SPEC = OptimizerSpec(
     name="adam", blocks=("theta", "m", "v"), update=adam_update,
     hyper_names=("lr", "beta1", "beta2", "eps", "bias_correction"), time_exponent=2,
+    bias_betas=("beta1", "beta2"),
     description="m ← β1m + (1−β1)g; v ← β2v + (1−β2)g²; θ ← θ − η m̂/(√v̂ + ε)")
 
 

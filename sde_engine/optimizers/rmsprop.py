@@ -30,15 +30,21 @@ def rmsprop_update(k, g, state, hyper, out):
         Gradient sample g_k.
     state : ndarray, shape (2d,)
         (θ_{k−1}, v_{k−1}).
-    hyper : ndarray, shape (4,)
-        ``[lr, beta, eps, bias_correction (0 or 1)]``.
+    hyper : ndarray, shape (4,) or (4 + n_steps,)
+        ``[lr, beta, eps, bias_correction (0 or 1)]``, optionally followed by
+        1 − β^k for k = 1..n_steps.
     out : ndarray, shape (2d,)
         Receives (θ_k, v_k).
     """
     lr = hyper[0]
     beta = hyper[1]
     eps = hyper[2]
-    c2 = 1.0 - math.pow(beta, k) if hyper[3] != 0.0 else 1.0
+    if hyper[3] == 0.0:
+        c2 = 1.0
+    elif hyper.shape[0] > 4:        # the runner's table of 1 − β^k (Optimizer.hyper_for_run)
+        c2 = hyper[4 + (k - 1)]
+    else:
+        c2 = 1.0 - math.pow(beta, k)
     d = g.shape[0]
     for i in range(d):
         v = beta * state[d + i] + (1.0 - beta) * g[i] * g[i]
@@ -49,6 +55,7 @@ def rmsprop_update(k, g, state, hyper, out):
 SPEC = OptimizerSpec(
     name="rmsprop", blocks=("theta", "v"), update=rmsprop_update,
     hyper_names=("lr", "beta", "eps", "bias_correction"), time_exponent=2,
+    bias_betas=("beta",),
     description="v ← βv + (1−β)g²; θ ← θ − η g/(√v̂ + ε), v̂ = v or v/(1−β^k)")
 
 
