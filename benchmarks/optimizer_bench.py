@@ -17,7 +17,6 @@ Work unit: one path (or run) advanced by one step. Usage::
 benchmark table.
 """
 import argparse
-import time
 
 import numpy as np
 
@@ -25,18 +24,11 @@ import sde_engine as se
 from sde_engine.optimizers import adam
 from sde_engine.problems import quadratic
 
+from .solver_bench import best_seconds
+
 DIM = 10
 N_PATHS = 100_000
 N_STEPS = 1000
-
-
-def _best_time(fn, repeats):
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def time_adam(n_runs, n_steps, repeats=1, seed=0):
@@ -46,7 +38,7 @@ def time_adam(n_runs, n_steps, repeats=1, seed=0):
     opt = adam(lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
     theta0 = np.ones(DIM)
     se.run_optimizer(problem, opt, theta0, 2, 8, seed=seed)           # compile
-    return _best_time(lambda: se.run_optimizer(problem, opt, theta0, n_steps, n_runs,
+    return best_seconds(lambda: se.run_optimizer(problem, opt, theta0, n_steps, n_runs,
                                                seed=seed), repeats)
 
 
@@ -56,7 +48,7 @@ def time_euler_maruyama(n_paths, n_steps, repeats=1, seed=0):
     x0 = np.ones(DIM)
     dt = 1e-3
     se.simulate(sde, x0, (0.0, 2 * dt), dt, 8, seed=seed)            # compile
-    return _best_time(lambda: se.simulate(sde, x0, (0.0, n_steps * dt), dt, n_paths,
+    return best_seconds(lambda: se.simulate(sde, x0, (0.0, n_steps * dt), dt, n_paths,
                                           seed=seed), repeats)
 
 

@@ -52,7 +52,8 @@ def _diffusion(t, x, params, out):
         out[i] = params[1] * x[i]
 
 
-def _best_seconds(fn, repeats):
+def best_seconds(fn, repeats):
+    """Shortest wall time of ``repeats`` calls of ``fn()`` (compile first)."""
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -71,7 +72,7 @@ def time_engine(n_paths, n_steps, repeats):
                            n_threads=THREADS)
 
     call(8)                                       # compile
-    return _best_seconds(lambda: call(n_paths), repeats)
+    return best_seconds(lambda: call(n_paths), repeats)
 
 
 @njit(parallel=True)
@@ -94,7 +95,7 @@ def time_normals(n_paths, n_steps, repeats):
     numba.set_num_threads(THREADS)
     try:
         _draw_normals(8, 10, 1, out)              # compile
-        return _best_seconds(lambda: _draw_normals(n_paths, n_steps * DIM, 1, out), repeats)
+        return best_seconds(lambda: _draw_normals(n_paths, n_steps * DIM, 1, out), repeats)
     finally:
         numba.set_num_threads(previous)
 
@@ -114,7 +115,7 @@ def time_numpy(n_paths, n_steps, repeats):
             x *= dw                                # x + f dt + g dW
         return x
 
-    return _best_seconds(run, repeats)
+    return best_seconds(run, repeats)
 
 
 def time_torchsde(n_paths, n_steps, repeats):
@@ -144,7 +145,7 @@ def time_torchsde(n_paths, n_steps, repeats):
 
     try:
         call(n_paths, 20)                          # first call is much slower
-        return _best_seconds(lambda: call(n_paths, n_steps), repeats)
+        return best_seconds(lambda: call(n_paths, n_steps), repeats)
     finally:
         torch.set_num_threads(previous)
 
