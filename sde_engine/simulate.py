@@ -135,9 +135,9 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     if n_obs:
         probe_observables(obs_fn, n_obs, t0, x0[0], sde.params)
 
-    run = _compiled_driver(sde, scheme, obs_fn, n_obs)
+    run = _compiled_driver(sde, scheme, obs_fn, n_obs, refine > 1, bool(save_brownian))
     m = sde.noise_dim
-    setup = (t0, dt, refine, m, bool(save_brownian), math.sqrt(dt / refine))
+    setup = (t0, dt, refine, m, math.sqrt(dt / refine))
     with numba_threads(n_threads):
         out = run_paths(run, x0, n_steps, steps, sde.params, setup, seed, path_offset,
                         n_paths, n_obs, save_x=bool(save_paths),
@@ -202,12 +202,13 @@ def apply_divergence_policy(diverged_step, path_offset, diverged_times, on_diver
     return report, kept, arrays
 
 
-def _compiled_driver(sde, scheme, obs_fn, n_obs):
-    key = (scheme.name, obs_fn, n_obs)
+def _compiled_driver(sde, scheme, obs_fn, n_obs, refined, save_w):
+    key = (scheme.name, obs_fn, n_obs, refined, save_w)
     if key not in sde._compiled:
         step = scheme.make_step(sde)
         obs_jit = obs_fn if isinstance(obs_fn, numba.core.registry.CPUDispatcher) else njit(obs_fn)
-        sde._compiled[key] = make_sde_driver(step, sde.noise == "diagonal", obs_jit)
+        sde._compiled[key] = make_sde_driver(step, sde.noise == "diagonal", obs_jit, refined,
+                                             save_w)
     return sde._compiled[key]
 
 

@@ -71,12 +71,8 @@ def seed_stream(seed, path, state):
 
 
 @njit(inline="always")
-def next_uint64(state):
-    """xoshiro256++ step: returns a uniform uint64 and advances ``state``."""
-    s0 = state[0]
-    s1 = state[1]
-    s2 = state[2]
-    s3 = state[3]
+def _xoshiro_step(s0, s1, s2, s3):
+    """xoshiro256++ on state words held in registers: (output, s0, s1, s2, s3)."""
     result = _rotl(s0 + s3, 23) + s0
     t = s1 << uint64(17)
     s2 ^= s0
@@ -85,10 +81,14 @@ def next_uint64(state):
     s0 ^= s3
     s2 ^= t
     s3 = _rotl(s3, 45)
-    state[0] = s0
-    state[1] = s1
-    state[2] = s2
-    state[3] = s3
+    return result, s0, s1, s2, s3
+
+
+@njit(inline="always")
+def next_uint64(state):
+    """xoshiro256++ step: returns a uniform uint64 and advances ``state``."""
+    result, state[0], state[1], state[2], state[3] = _xoshiro_step(
+        state[0], state[1], state[2], state[3])
     return result
 
 
@@ -118,17 +118,48 @@ def _normal_slow_path(state, layer, u):
 
 
 @njit(inline="always")
-def next_normal(state):
-    """Standard normal variate from the stream ``state``."""
+def _ziggurat_normal(state, s0, s1, s2, s3):
+    """One standard normal from state words held in registers.
+
+    Returns ``(z, s0, s1, s2, s3)``. The rare tail/wedge case goes through the
+    array ``state``, which it leaves synchronised with the returned words.
+    """
     while True:
-        bits = next_uint64(state)
+        bits, s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
         layer = np.int64(bits & uint64(_ZIG_LAYERS - 1))
         u = 2.0 * (float(bits >> uint64(11)) * _TO_UNIT) - 1.0
         if abs(u) < ZIG_RATIO[layer]:
-            return u * ZIG_X[layer]
+            return u * ZIG_X[layer], s0, s1, s2, s3
+        state[0], state[1], state[2], state[3] = s0, s1, s2, s3
         z = _normal_slow_path(state, layer, u)
+        s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
         if z == z:
-            return z
+            return z, s0, s1, s2, s3
+
+
+@njit(inline="always")
+def next_normal(state):
+    """Standard normal variate from the stream ``state``."""
+    z, state[0], state[1], state[2], state[3] = _ziggurat_normal(
+        state, state[0], state[1], state[2], state[3])
+    return z
+
+
+@njit(inline="always")
+def fill_normals(state, out, scale):
+    """``out[j] = scale * z_j`` for the next ``len(out)`` normals z_j of ``state``.
+
+    The same numbers, in the same order, as ``len(out)`` calls of
+    :func:`next_normal`, but faster: the four state words stay in registers for
+    the whole batch instead of being reloaded after every store to an array
+    the compiler cannot prove distinct from ``state`` (about 1.3x on the
+    10-dimensional Euler–Maruyama benchmark).
+    """
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    for j in range(out.shape[0]):
+        z, s0, s1, s2, s3 = _ziggurat_normal(state, s0, s1, s2, s3)
+        out[j] = z * scale
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
 
 
 @njit(cache=True)

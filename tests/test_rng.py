@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from numba import njit
 from scipy import special, stats
 
 from solvers import rng
@@ -107,3 +108,22 @@ def test_ziggurat_layers_all_have_area_v():
     np.testing.assert_allclose(r * f(r) + tail, v, rtol=1e-12)
     np.testing.assert_allclose(x[0] * f(r), v, rtol=1e-15)
     np.testing.assert_allclose(rng.ZIG_RATIO, x[1:] / x[:-1], rtol=0)
+
+
+@njit
+def _batched_normals(seed, path, batch, n_batches, scale):
+    state = np.empty(4, dtype=np.uint64)
+    rng.seed_stream(seed, path, state)
+    out = np.empty((n_batches, batch))
+    for b in range(n_batches):
+        rng.fill_normals(state, out[b], scale)
+    return out.ravel()
+
+
+def test_fill_normals_is_the_next_normal_sequence_scaled():
+    # 10^5 normals cross the tail/wedge branch ~1000 times, mid-batch included
+    batch, n_batches, scale = 7, 15_000, 0.37
+    one_by_one = rng.stream_normals(5, 2, batch * n_batches)
+    batched = _batched_normals(5, 2, batch, n_batches, scale)
+    np.testing.assert_array_equal(batched, one_by_one * scale)
+    assert np.any(np.abs(one_by_one) > 3.4426)   # the ziggurat's tail was drawn
