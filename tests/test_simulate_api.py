@@ -269,6 +269,22 @@ def test_divergence_warn_keeps_nan_paths(cubic):
         assert np.all(np.isnan(sol.x[finite_until:, p, 0]))
 
 
+def test_divergence_between_and_after_sparse_repeated_saves(cubic):
+    """Saves at steps 0, 4, 4, 7 of 20: path 4 diverges (step 6) between two saves, path 2
+    (step 8) after the last one; both are reported, and every state saved before is kept."""
+    states, first_bad = cubic_reference()
+    steps = np.array([0, 4, 4, 7])
+    assert first_bad[4] == 6 and first_bad[2] == 8
+    with pytest.warns(RuntimeWarning, match=re.escape(f"path {OFFSET + 2} at step 8")):
+        sol = se.simulate(cubic, X0_CUBIC, (T0, T0 + N_STEPS * DT), DT, len(X0_CUBIC),
+                          save_at=T0 + DT * steps, path_offset=OFFSET, on_divergence="warn")
+    np.testing.assert_array_equal(sol.diverged.steps, [8, 6])
+    assert sol.n_used == 3
+    expected = states[steps]
+    expected[3, 4] = np.nan
+    np.testing.assert_allclose(sol.x[:, :, 0], expected, rtol=1e-14)
+
+
 def test_divergence_drop_removes_paths_silently(cubic):
     states, _ = cubic_reference()
     with warnings.catch_warnings():
