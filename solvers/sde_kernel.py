@@ -64,23 +64,23 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
         # Index `work` for the arrays this step uses instead of unpacking it:
         # every array unpacked here costs a reference-count update per step
         # (6% of the Euler–Maruyama throughput). Scalars cost nothing.
-        t0, dt, refine, _, sqrt_fine_dt = setup
+        t0, dt, refine, m, sqrt_fine_dt = setup
         dW = work[0]
         if not refined:
             fill_normals(rng, dW, sqrt_fine_dt)
         else:
             fine_dW = work[3]
-            for j in range(dW.shape[0]):
+            for j in range(m):
                 dW[j] = 0.0
             for _ in range(refine):
                 fill_normals(rng, fine_dW, 1.0)
-                for j in range(dW.shape[0]):
+                for j in range(m):
                     dW[j] += fine_dW[j]
-            for j in range(dW.shape[0]):
+            for j in range(m):
                 dW[j] *= sqrt_fine_dt
         if save_w:
             W = work[1]
-            for j in range(dW.shape[0]):
+            for j in range(m):
                 W[j] += dW[j]
         step(t0 + (k - 1) * dt, dt, x, dW, params, work[2], x_new)
 
