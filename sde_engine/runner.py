@@ -209,6 +209,16 @@ def _record_nothing(work, setup, out):
     pass
 
 
+@njit(inline="always")
+def _one_block(setup):
+    return 1 << 62        # the gradient noise is drawn inside each step
+
+
+@njit(inline="always")
+def _draw_nothing(n_steps, rng, work, setup):
+    pass
+
+
 def _make_kernel(stochastic_grad, update, loss, user_obs):
     """The :class:`~solvers.driver.PathKernel` of one optimizer run.
 
@@ -216,7 +226,7 @@ def _make_kernel(stochastic_grad, update, loss, user_obs):
     """
 
     @njit(inline="always")
-    def advance(k, x, rng, params, work, setup, x_new):
+    def advance(k, i, x, rng, params, work, setup, x_new):
         stochastic_grad(x[:setup[1]], params, rng, work)
         update(k, work, x, setup[0], x_new)
 
@@ -231,4 +241,5 @@ def _make_kernel(stochastic_grad, update, loss, user_obs):
         def observe(k, x, params, work, setup, out):
             user_obs(k, x, params, out)
 
-    return PathKernel(_new_work, _nothing, advance, observe, _record_nothing)
+    return PathKernel(_new_work, _nothing, _one_block, _draw_nothing, advance, observe,
+                      _record_nothing)

@@ -21,13 +21,21 @@ and float64 arrays) handed unchanged to every function; ``work`` is whatever
 ``new_work`` returns (scratch arrays, allocated once per chunk)::
 
     new_work(dim, setup) -> work
-    start_path(work, setup)                        # before step 1 of each path
-    advance(k, x, rng, params, work, setup, x_new) # step k = 1..n_steps: x_{k-1} -> x_new
-    observe(k, x, params, work, setup, out)        # observables of the state after step k
-    record(work, setup, out)                       # auxiliary record at save steps (e.g. W)
+    start_path(work, setup)                           # before step 1 of each path
+    steps_per_block(setup) -> int                     # most steps draw_block prepares
+    draw_block(n, rng, work, setup)                   # before the next n steps
+    advance(k, i, x, rng, params, work, setup, x_new) # step k = 1..n_steps, the i-th
+                                                      # of its block: x_{k-1} -> x_new
+    observe(k, x, params, work, setup, out)           # observables of the state after step k
+    record(work, setup, out)                          # auxiliary record at save steps (e.g. W)
 
-``rng`` is the path's :mod:`solvers.rng` stream (uint64, shape (4,)); it is the
-only source of randomness a kernel may use.
+The steps run in blocks so that a kernel can draw the random numbers of a
+block in one loop before its steps (the SDE kernel does; a kernel that draws
+inside ``advance`` makes ``draw_block`` do nothing). Blocks end at save steps
+too, so a kernel's numbers must not depend on where blocks are cut.
+
+``rng`` is the path's :mod:`solvers.rng` stream (uint64, shape (8,): main and
+auxiliary stream); it is the only source of randomness a kernel may use.
 """
 from typing import Callable, NamedTuple
 
@@ -44,6 +52,8 @@ class PathKernel(NamedTuple):
 
     new_work: Callable
     start_path: Callable
+    steps_per_block: Callable
+    draw_block: Callable
     advance: Callable
     observe: Callable
     record: Callable
@@ -65,6 +75,7 @@ def make_driver(kernel):
         See the docstring of the inner function.
     """
     new_work, start_path, advance = kernel.new_work, kernel.start_path, kernel.advance
+    steps_per_block, draw_block = kernel.steps_per_block, kernel.draw_block
     observe, record = kernel.observe, kernel.record
 
     @njit(parallel=True)
@@ -84,11 +95,12 @@ def make_driver(kernel):
         n_obs = obs_mean.shape[2]
         n_chunks = (n_paths + CHUNK_PATHS - 1) // CHUNK_PATHS
         per_path_x0 = x0.shape[0] > 1
+        block_steps = steps_per_block(setup)
         for c in prange(n_chunks):
             x = np.empty(d)
             x_new = np.empty(d)
             work = new_work(d, setup)
-            state = np.empty(4, dtype=np.uint64)
+            state = np.empty(8, dtype=np.uint64)
             phi = np.empty(max(n_obs, 1))
             path_obs = np.empty((n_save, max(n_obs, 1)))
             count = 0
@@ -105,18 +117,21 @@ def make_driver(kernel):
                 # loop has no save test, which was worth 8% of the SDE throughput
                 while True:
                     target = save_steps[k_save] if k_save < n_save else n_steps
-                    while k < target:
-                        k += 1
-                        advance(k, x, state, params, work, setup, x_new)
-                        # x·0 is 0 for finite x and NaN for NaN/inf: one branch per
-                        # step instead of one per coordinate, and no overflow
-                        non_finite = 0.0
-                        for i in range(d):
-                            x[i] = x_new[i]
-                            non_finite += x_new[i] * 0.0
-                        if non_finite != 0.0:
-                            bad = k
-                            break
+                    while k < target and bad < 0:
+                        n_block = min(target - k, block_steps)
+                        draw_block(n_block, state, work, setup)
+                        for b in range(n_block):
+                            k += 1
+                            advance(k, b, x, state, params, work, setup, x_new)
+                            # x·0 is 0 for finite x and NaN for NaN/inf: one branch per
+                            # step instead of one per coordinate, and no overflow
+                            non_finite = 0.0
+                            for i in range(d):
+                                x[i] = x_new[i]
+                                non_finite += x_new[i] * 0.0
+                            if non_finite != 0.0:
+                                bad = k
+                                break
                     if bad >= 0 or k_save == n_save:
                         break
                     if save_x:

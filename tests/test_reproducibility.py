@@ -12,7 +12,7 @@ import pytest
 
 import sde_engine as se
 from solvers.driver import CHUNK_PATHS
-from solvers.rng import stream_normals
+from solvers.rng import stream_block_normals
 
 N = 5000
 SPLIT = 1500
@@ -104,7 +104,7 @@ def test_coarse_increment_is_the_sum_of_fine_normals_in_draw_order(general):
                       save_at=dt * np.arange(n_steps + 1), save_brownian=True,
                       brownian_dt=fine_dt)
     for p in range(4):
-        z = stream_normals(SEED, p, n_steps * refine * m).reshape(n_steps, refine, m)
+        z = stream_block_normals(SEED, p, n_steps * refine * m, 5).reshape(n_steps, refine, m)
         W = np.zeros(m)
         for k in range(n_steps):
             dW = np.zeros(m)

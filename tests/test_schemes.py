@@ -2,8 +2,8 @@
 
 The Brownian increments are taken from the engine itself, two ways: the saved
 Brownian path ``W`` at t0 + dt (``save_brownian=True``) and the generator's own
-stream (``stream_normals(seed, path, n)``: step k of a path uses normals
-k·m .. k·m + m − 1, scaled by √dt). The updates are then recomputed in NumPy
+block sequence (``stream_block_normals(seed, path, n, block)``: step k of a
+path uses normals k·m .. k·m + m − 1, scaled by √dt). The updates are then recomputed in NumPy
 from the formulas in the fixture docstrings (tests/conftest.py).
 """
 import math
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import sde_engine as se
-from solvers.rng import stream_normals
+from solvers.rng import stream_block_normals
 
 from conftest import DIAG2_PARAMS, GENERAL_PARAMS
 
@@ -100,7 +100,7 @@ def test_three_steps_with_generator_normals(request, fixture, method, update, x0
     sol = se.simulate(sde, x0_per_path, (T0, T0 + n_steps * DT), DT, n, method=method,
                       seed=SEED, path_offset=offset,
                       save_at=T0 + DT * np.arange(n_steps + 1))
-    z = np.array([stream_normals(SEED, offset + p, n_steps * m) for p in range(n)])
+    z = np.array([stream_block_normals(SEED, offset + p, n_steps * m, 1) for p in range(n)])
     x = x0_per_path
     for k in range(n_steps):
         dW = z[:, k * m:(k + 1) * m] * math.sqrt(DT)
@@ -111,7 +111,8 @@ def test_three_steps_with_generator_normals(request, fixture, method, update, x0
 def test_brownian_increment_is_scaled_first_normal(diag2):
     sol = se.simulate(diag2, [0.1, 0.2], (0.0, DT), DT, 5, seed=SEED, save_brownian=True)
     for p in range(5):
-        np.testing.assert_array_equal(sol.W[1, p], stream_normals(SEED, p, 2) * math.sqrt(DT))
+        np.testing.assert_array_equal(sol.W[1, p],
+                                      stream_block_normals(SEED, p, 2, 2) * math.sqrt(DT))
 
 
 def test_milstein_derivative_free_tracks_analytic_derivative(diag2, diag2_rk, x0_per_path):
