@@ -15,6 +15,7 @@ from sde_engine.studies import Moments, chunk_bounds
 from sde_engine.studies.order_config import KEYS, build_config, parse_flag_value
 from sde_engine.studies.results import write_csv, write_json
 from sde_engine.studies.solver_convergence import solver_convergence
+from sde_engine.studies import weak_order
 from sde_engine.studies.weak_order import (FLOOR_SIGMAS, PointStore, assemble,
                                            run_order_study, phi_values)
 
@@ -219,6 +220,14 @@ def test_checkpoints_of_other_settings_are_not_reused(tmp_path):
                     str(tmp_path / "run"), evaluator=more, reference=_zero_reference,
                     progress=False, plot=False)
     assert {lr for lr, _ in more.calls} == {0.025}
+
+
+def test_checkpoints_of_older_random_streams_are_not_reused(tmp_path, monkeypatch):
+    _study(tmp_path, "run", SyntheticEvaluator())
+    monkeypatch.setattr(weak_order, "STREAMS_VERSION", weak_order.STREAMS_VERSION + 1)
+    rerun = SyntheticEvaluator()
+    _study(tmp_path, "run", rerun)
+    assert len(rerun.calls) == 12
 
 
 def test_point_store_ignores_a_foreign_fingerprint(tmp_path):

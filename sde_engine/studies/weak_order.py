@@ -22,8 +22,9 @@ against log η and against log h with :func:`sde_engine.analysis.fit_order`.
 * The weak error's standard error combines both sides (independent streams).
   Points with |e| < 3 stderr are flagged and left out of the fits.
 * Checkpoints: after every chunk the point's file in ``DIR/checkpoint/`` is
-  rewritten atomically; a rerun with the same numeric settings reloads finished
-  chunks and points instead of recomputing them. Result files are written
+  rewritten atomically; a rerun with the same numeric settings and the same
+  definition of the random streams (:data:`solvers.rng.STREAMS_VERSION`)
+  reloads finished chunks and points instead of recomputing them. Result files are written
   atomically, so an interrupted study never leaves a half-written file.
 * Executors: the chunks of all points still to compute are handed at once to an
   ``executor`` (:class:`InProcess` by default, or
@@ -39,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+
+from solvers.rng import STREAMS_VERSION
 
 from ..analysis import fit_order
 from .order_config import NON_NUMERIC_KEYS
@@ -245,9 +248,10 @@ def exact_reference(cfg, lr):
 
 # ---- checkpoints -------------------------------------------------------------------------
 def fingerprint(cfg, extra=()):
-    """Hash of the numeric settings a finished point depends on."""
+    """Hash of the numeric settings, and the streams' version, a finished point depends on."""
     d = {k: v for k, v in cfg.as_dict().items() if k not in NON_NUMERIC_KEYS}
     d["extra"] = list(extra)
+    d["streams"] = STREAMS_VERSION
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
