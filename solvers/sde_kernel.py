@@ -63,7 +63,6 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
             g = np.empty((d, m))
             g_aux = np.empty((d, m))
         block = steps_per_block(setup) * setup[2] * m
-        # flat: a nested tuple indexed in the step loop costs reference counts
         return (dW, W, (f, g, g_aux, x_aux), np.empty(block),
                 np.empty(block, dtype=np.int64), np.empty(block, dtype=np.uint64))
 
