@@ -5,8 +5,9 @@ geometric Brownian motion dX_i = μ X_i dt + σ X_i dW_i, integrated for
 ``n_steps`` steps of dt = 1/n_steps from X = 1, keeping the final state of
 every path. Work unit: one path·dimension·step (one normal drawn, one
 coordinate updated). Every contender is timed after a warm-up call (Numba
-compilation, torch's first-call overhead), as the best of ``repeats`` runs
-(the default torchsde call once: it takes minutes at 10^5 paths):
+compilation, torch's first-call overhead), as its best of ``repeats`` rounds
+in which each contender runs once in turn (the default torchsde call runs
+once, after the rounds: it takes minutes at 10^5 paths):
 
 * engine   — ``sde_engine.simulate(..., method="euler_maruyama", n_threads=2)``
              with plain Python drift/diffusion compiled by the engine;
@@ -69,7 +70,21 @@ def best_seconds(fn, repeats):
     return best
 
 
-def time_engine(n_paths, n_steps, repeats):
+def best_interleaved(calls, repeats):
+    """Shortest wall time of each of ``calls`` (name -> compiled ``fn()``) over
+    ``repeats`` rounds of one call each, in turn: a slow spell of the machine
+    (its speed drifts by 10-20% within minutes) then hits every contender in
+    that round rather than the one being timed."""
+    best = dict.fromkeys(calls, math.inf)
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def engine_call(n_paths, n_steps):
     sde = se.SDE(_drift, _diffusion, dim=DIM, noise="diagonal", params=np.array([MU, SIGMA]))
     x0 = np.ones(DIM)
     dt = 1.0 / n_steps
@@ -79,7 +94,7 @@ def time_engine(n_paths, n_steps, repeats):
                            n_threads=THREADS)
 
     call(8)                                       # compile
-    return best_seconds(lambda: call(n_paths), repeats)
+    return lambda: call(n_paths)
 
 
 @njit(parallel=True)
@@ -105,18 +120,22 @@ def _draw_normals(n_paths, n_steps, seed, out):
             out[p] = acc
 
 
-def time_normals(n_paths, n_steps, repeats):
+def normals_call(n_paths, n_steps):
     out = np.empty(n_paths)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(THREADS)
-    try:
-        _draw_normals(8, 10, 1, out)              # compile
-        return best_seconds(lambda: _draw_normals(n_paths, n_steps, 1, out), repeats)
-    finally:
-        numba.set_num_threads(previous)
+
+    def call(n):
+        previous = numba.get_num_threads()
+        numba.set_num_threads(THREADS)
+        try:
+            _draw_normals(n, n_steps, 1, out)
+        finally:
+            numba.set_num_threads(previous)
+
+    call(8)                                       # compile
+    return lambda: call(n_paths)
 
 
-def time_numpy(n_paths, n_steps, repeats):
+def numpy_call(n_paths, n_steps):
     dt = 1.0 / n_steps
     sqrt_dt = math.sqrt(dt)
 
@@ -131,10 +150,10 @@ def time_numpy(n_paths, n_steps, repeats):
             x *= dw                                # x + f dt + g dW
         return x
 
-    return best_seconds(run, repeats)
+    return run
 
 
-def time_torchsde(n_paths, n_steps, repeats, dt_hint=False):
+def torchsde_call(n_paths, n_steps, dt_hint=False):
     """torchsde ``sdeint(method="euler")``; ``dt_hint`` passes a ``BrownianInterval``
     told the step size (torchsde's documented speed-up for fixed-step solvers)."""
     import torch
@@ -150,12 +169,18 @@ def time_torchsde(n_paths, n_steps, repeats, dt_hint=False):
         def g(self, t, y):
             return SIGMA * y
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
     sde = GBM()
     dt = 1.0 / n_steps
 
     def call(n, steps):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(THREADS)
+        try:
+            return solve(n, steps)
+        finally:
+            torch.set_num_threads(previous)
+
+    def solve(n, steps):
         t1 = steps * dt
         y0 = torch.ones(n, DIM, dtype=torch.float64)
         ts = torch.tensor([0.0, t1], dtype=torch.float64)
@@ -166,14 +191,11 @@ def time_torchsde(n_paths, n_steps, repeats, dt_hint=False):
         with torch.no_grad():
             return torchsde.sdeint(sde, y0, ts, method="euler", dt=dt, bm=bm)
 
-    try:
-        call(n_paths, 20)                          # first call is much slower
-        return best_seconds(lambda: call(n_paths, n_steps), repeats)
-    finally:
-        torch.set_num_threads(previous)
+    call(n_paths, 20)                              # first call is much slower
+    return lambda: call(n_paths, n_steps)
 
 
-TORCHSDE_VARIANTS = {"torchsde": False, "torchsde+dt": True}
+TORCHSDE_NAMES = ("torchsde", "torchsde+dt")
 
 
 def measure(path_counts, n_steps, repeats, torchsde=True):
@@ -186,20 +208,22 @@ def measure(path_counts, n_steps, repeats, torchsde=True):
     """
     rates = {}
     for n in path_counts:
-        work = n * DIM * n_steps
-        rates["engine", n] = work / time_engine(n, n_steps, repeats)
-        rates["normals", n] = work / time_normals(n, n_steps, repeats)
-        rates["numpy", n] = work / time_numpy(n, n_steps, repeats)
+        calls = {"engine": engine_call(n, n_steps), "normals": normals_call(n, n_steps),
+                 "numpy": numpy_call(n, n_steps)}
+        default_sdeint = None
         if torchsde:
             try:
-                for name, dt_hint in TORCHSDE_VARIANTS.items():
-                    # One default call takes minutes at 10^5 paths and the engine is
-                    # tens of times faster, so it runs once; the hinted variant, the
-                    # close comparison, is the best of `repeats` like the others.
-                    tries = repeats if dt_hint else 1
-                    rates[name, n] = work / time_torchsde(n, n_steps, tries, dt_hint)
+                calls["torchsde+dt"] = torchsde_call(n, n_steps, dt_hint=True)
+                default_sdeint = torchsde_call(n, n_steps)
             except ImportError:
                 torchsde = False
+        seconds = best_interleaved(calls, repeats)
+        if default_sdeint is not None:
+            # one default call takes minutes at 10^5 paths and the engine is tens of
+            # times faster: it runs once, outside the rounds
+            seconds["torchsde"] = best_seconds(default_sdeint, 1)
+        for name, t in seconds.items():
+            rates[name, n] = n * DIM * n_steps / t
     return rates
 
 
@@ -209,7 +233,7 @@ def format_table(rates, path_counts, n_steps):
              f"{'method':11s} {'paths':>8s} {'rate':>12s} {'engine/this':>12s}"]
     for n in path_counts:
         engine = rates["engine", n]
-        for name in ("engine", "normals", "numpy", *TORCHSDE_VARIANTS):
+        for name in ("engine", "normals", "numpy", *TORCHSDE_NAMES):
             if (name, n) in rates:
                 rate = rates[name, n]
                 lines.append(f"{name:11s} {n:8d} {rate:12.4g} {engine / rate:12.2f}")
@@ -220,7 +244,7 @@ def target_lines(rates, path_counts):
     """The issue's targets, checked on the sizes measured (small / large path counts)."""
     small, large = min(path_counts), max(path_counts)
     checks = []
-    for name in TORCHSDE_VARIANTS:
+    for name in TORCHSDE_NAMES:
         for n, target in ((small, "torchsde_small"), (large, "torchsde_large")):
             if (name, n) in rates and (n == small or large != small):
                 checks.append((f"engine / {name} at {n} paths",
