@@ -278,7 +278,8 @@ def main(argv=None):
     parser.add_argument("--paths", type=int, nargs="+", help="path counts (overrides --quick)")
     parser.add_argument("--steps", type=int, help="number of steps (overrides --quick)")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="best of this many timings (torchsde: always 1)")
+                        help="rounds of timings; each contender keeps its best "
+                             "(the default sdeint: one call)")
     parser.add_argument("--no-torchsde", action="store_true", help="skip torchsde")
     parser.add_argument("--no-optimizer", action="store_true",
                         help="skip benchmarks/optimizer_bench.py")
