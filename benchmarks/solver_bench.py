@@ -60,16 +60,6 @@ def _diffusion(t, x, params, out):
         out[i] = params[1] * x[i]
 
 
-def best_seconds(fn, repeats):
-    """Shortest wall time of ``repeats`` calls of ``fn()`` (compile first)."""
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def best_interleaved(calls, repeats):
     """Shortest wall time of each of ``calls`` (name -> compiled ``fn()``) over
     ``repeats`` rounds of one call each, in turn: a slow spell of the machine
@@ -82,6 +72,11 @@ def best_interleaved(calls, repeats):
             fn()
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def best_seconds(fn, repeats):
+    """Shortest wall time of ``repeats`` calls of ``fn()`` (compile first)."""
+    return best_interleaved({"fn": fn}, repeats)["fn"]
 
 
 def engine_call(n_paths, n_steps):

@@ -127,12 +127,6 @@ def next_uint64(state):
 
 
 @njit(inline="always")
-def next_open_unit(state):
-    """Uniform double in the open interval (0, 1)."""
-    return (float(next_uint64(state) >> uint64(11)) + 0.5) * _TO_UNIT
-
-
-@njit(inline="always")
 def _layer_and_u(bits, layers):
     """Layer (low bits) and signed abscissa u in [−1, 1) (top 53 bits) of one word."""
     return np.int64(bits & uint64(layers - 1)), 2.0 * (float(bits >> uint64(11)) * _TO_UNIT) - 1.0
@@ -143,6 +137,14 @@ def _open_unit_words(s0, s1, s2, s3):
     """:func:`next_open_unit` on state words held in registers: (v, s0, s1, s2, s3)."""
     bits, s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
     return (float(bits >> uint64(11)) + 0.5) * _TO_UNIT, s0, s1, s2, s3
+
+
+@njit(inline="always")
+def next_open_unit(state):
+    """Uniform double in the open interval (0, 1)."""
+    v, state[0], state[1], state[2], state[3] = _open_unit_words(
+        state[0], state[1], state[2], state[3])
+    return v
 
 
 @njit(inline="always")
