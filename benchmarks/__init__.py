@@ -1,5 +1,5 @@
 """Performance comparisons of the engine (not part of the test run).
 
 ``python -m benchmarks`` prints the solver table (:mod:`benchmarks.solver_bench`)
-and, when present, the optimizer rows of :mod:`benchmarks.optimizer_bench`.
+and the optimizer rows of :mod:`benchmarks.optimizer_bench`.
 """

@@ -11,7 +11,7 @@ What is timed (work unit: one path advanced by one step, "path-steps"):
   of general noise, O(d²) per path and step, so at d = 1000 it is run on few paths
   (its throughput does not depend on the number of paths beyond a few chunks);
 * ``torch adam`` / ``numba adam``  the discrete Adam runs on the same problem
-  (:func:`sde_engine.torch_discrete.run_optimizer_torch` and
+  (:func:`sde_engine.torch.discrete.run_optimizer_torch` and
   :func:`sde_engine.runner.run_optimizer`), O(d) on both sides.
 
 Each torch size is also split into where the time goes: drawing the Brownian
@@ -89,7 +89,7 @@ def chunk_for(n_paths, state_dim, device, dtype):
 
 def time_torch_sde(model, n_paths, n_steps, device, dtype, seed=0):
     """Seconds for ``n_paths`` paths of ``n_steps`` Euler steps on the device."""
-    from sde_engine.torch_simulate import simulate_torch
+    from sde_engine.torch.simulate import simulate_torch
     x0 = model.initial_state(np.ones(model.dim))
     chunk = chunk_for(n_paths, model.sde.dim, device, dtype)
 
@@ -107,7 +107,7 @@ def time_torch_sde(model, n_paths, n_steps, device, dtype, seed=0):
 def time_torch_parts(model, batch, n_steps, device, dtype):
     """Seconds for the Brownian draws alone and for drift + diffusion alone, one batch."""
     import torch
-    from sde_engine.torch_models import torch_form
+    from sde_engine.torch.models import torch_form
     tdtype = getattr(torch, dtype)
     form = torch_form(model, device, tdtype)
     y = torch.as_tensor(model.initial_state(np.ones(model.dim)), dtype=tdtype,
@@ -131,7 +131,7 @@ def time_torch_parts(model, batch, n_steps, device, dtype):
 
 def time_torch_adam(model, n_runs, n_steps, device, dtype, seed=0):
     """Seconds for ``n_runs`` discrete Adam runs of ``n_steps`` in torch."""
-    from sde_engine.torch_discrete import run_optimizer_torch
+    from sde_engine.torch.discrete import run_optimizer_torch
     opt = _optimizer(model)
     chunk = chunk_for(n_runs, 3 * model.dim, device, dtype)
 

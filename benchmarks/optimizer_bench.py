@@ -24,7 +24,7 @@ import sde_engine as se
 from sde_engine.optimizers import adam
 from sde_engine.problems import quadratic
 
-from .solver_bench import best_seconds
+from .timing import best_seconds
 
 DIM = 10
 N_PATHS = 100_000

@@ -33,7 +33,6 @@ rate. Usage::
 import argparse
 import math
 import os
-import time
 
 import numba
 import numpy as np
@@ -43,6 +42,9 @@ import sde_engine as se
 from solvers.driver import CHUNK_PATHS
 from solvers.rng import fill_normal_block, seed_stream
 from solvers.sde_kernel import BLOCK_NORMALS
+
+from . import optimizer_bench
+from .timing import best_interleaved, best_seconds
 
 DIM = 10
 MU, SIGMA = 0.5, 0.8
@@ -58,25 +60,6 @@ def _drift(t, x, params, out):
 def _diffusion(t, x, params, out):
     for i in range(x.shape[0]):
         out[i] = params[1] * x[i]
-
-
-def best_interleaved(calls, repeats):
-    """Shortest wall time of each of ``calls`` (name -> compiled ``fn()``) over
-    ``repeats`` rounds of one call each, in turn: a slow spell of the machine
-    (its speed drifts by 10-20% within minutes) then hits every contender in
-    that round rather than the one being timed."""
-    best = dict.fromkeys(calls, math.inf)
-    for _ in range(repeats):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
-def best_seconds(fn, repeats):
-    """Shortest wall time of ``repeats`` calls of ``fn()`` (compile first)."""
-    return best_interleaved({"fn": fn}, repeats)["fn"]
 
 
 def engine_call(n_paths, n_steps):
@@ -254,11 +237,7 @@ def target_lines(rates, path_counts):
 
 
 def optimizer_lines(quick):
-    """Rows of benchmarks/optimizer_bench.py when that module exists."""
-    try:
-        from . import optimizer_bench
-    except ImportError:
-        return []
+    """Rows of benchmarks/optimizer_bench.py."""
     rows = optimizer_bench.bench_rows(scale=0.1 if quick else 1.0)
     return ["", "Optimizer runs vs SDE paths (path-steps per second; "
             "benchmarks/optimizer_bench.py)"] + [f"{name:60s} {rate:12.4g}"

@@ -4,7 +4,7 @@
 
 Writes ``adamqlr_*.png`` and ``adamqlr_results.json`` (final and median numbers,
 curves thinned to at most ~200 points each) into the output folder. The
-studies themselves live in :mod:`sde_engine.studies.adamqlr_comparison`; this
+studies themselves live in :mod:`experiments.adamqlr_comparison`; this
 script loads the config, runs them and writes figures and JSON.
 """
 import argparse
@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from sde_engine.plotting import plt, save_figure
-from sde_engine.studies.adamqlr_comparison import (on_grid, run_mlp, run_noise, run_rosenbrock,
-                                                   subsample, summarize_mlp)
 from sde_engine.studies.results import write_json
+
+from .adamqlr_comparison import (on_grid, run_mlp, run_noise, run_rosenbrock, subsample,
+                                 summarize_mlp)
 
 DEFAULT_CONFIG = Path(__file__).with_name("adamqlr.toml")
 COLORS = {"SGD": "C0", "SGD+momentum": "C1", "Adam": "C2", "AdamQLR untuned": "C3",

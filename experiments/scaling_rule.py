@@ -41,8 +41,9 @@ import numpy as np
 from sde_engine.optimizers import adam
 from sde_engine.plotting import plt, save_figure
 from sde_engine.studies.results import write_json
-from sde_engine.studies.scaling_mlp import mlp_batch_sweep
 from sde_engine.studies.scaling_sweep import newton_minimum, scaling_sweep, sklearn_logistic
+
+from .scaling_mlp import mlp_batch_sweep
 
 DEFAULT_CONFIG = Path(__file__).with_name("scaling_rule.toml")
 RULE_NAMES = {"sqrt": "square-root rule", "linear_lr": "no rule (lr × κ only)",

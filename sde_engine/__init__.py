@@ -10,8 +10,7 @@ from .solution import DivergenceError, DivergenceReport, Solution
 from .runner import run_optimizer
 from .models import adam_sde, rmsprop_sde, sgd_sde
 from .problems import quadratic
-from .torch_discrete import run_optimizer_torch
-from .torch_models import register_torch_form, torch_form
+from .torch import register_torch_form, run_optimizer_torch, torch_form  # registers backend "torch"
 from .models.scaling import scaling_rule, sqrt_rule
 from .optimizers.svag import run_svag
 

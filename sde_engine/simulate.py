@@ -12,6 +12,7 @@ from solvers.sde_kernel import make_sde_driver
 from solvers.registry import SCHEMES, get_scheme
 
 from . import validation as check
+from .backends import backend_simulator
 from .solution import DivergenceError, DivergenceReport, Solution
 
 DIVERGENCE_POLICIES = ("raise", "warn", "drop")
@@ -78,7 +79,7 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     backend : {"numba", "torch"}
         Execution backend. ``"torch"`` runs the SDE's torch form through
         ``torchsde.sdeint`` batched over paths; what differs (observables as
-        torch functions, refused options) is in :mod:`sde_engine.torch_simulate`.
+        torch functions, refused options) is in :mod:`sde_engine.torch.simulate`.
     device : str, optional
         Torch device for ``backend="torch"`` (``"cpu"`` default, ``"cuda"``).
 
@@ -89,9 +90,8 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         (n_save, n_observables) or None.
     """
     check.choice(backend, "backend", BACKENDS)
-    if backend == "torch":
-        from .torch_simulate import simulate_torch
-        return simulate_torch(
+    if backend != "numba":
+        return backend_simulator(backend)(
             sde, x0, t_span, dt, n_paths, method=method, seed=seed, save_at=save_at,
             observables=observables, n_observables=n_observables, save_paths=save_paths,
             save_brownian=save_brownian, brownian_dt=brownian_dt, on_divergence=on_divergence,

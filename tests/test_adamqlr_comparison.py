@@ -1,7 +1,7 @@
-"""The JSON thinning of the AdamQLR comparison (sde_engine.studies.adamqlr_comparison)."""
+"""The JSON thinning of the AdamQLR comparison (experiments.adamqlr_comparison)."""
 import numpy as np
 
-from sde_engine.studies.adamqlr_comparison import subsample
+from experiments.adamqlr_comparison import subsample
 
 
 def test_subsample_keeps_stride_points_and_the_last_one():

@@ -180,7 +180,7 @@ def test_sqrt_rule_keeps_the_curves_and_lr_only_does_not():
 
 
 # ---- the digits MLP study (torch) -----------------------------------------------------
-from sde_engine.studies.scaling_mlp import mlp_batch_sweep, transformed_hyperparameters  # noqa
+from experiments.scaling_mlp import mlp_batch_sweep, transformed_hyperparameters  # noqa
 
 
 def test_mlp_rule_maps():

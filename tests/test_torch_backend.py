@@ -23,8 +23,8 @@ from sde_engine.models import adam_sde, rmsprop_sde, sgd_sde  # noqa: E402
 from sde_engine.optimizers import adam, rmsprop, sgd  # noqa: E402
 from sde_engine.problems import quadratic  # noqa: E402
 from sde_engine.runner import run_optimizer  # noqa: E402
-from sde_engine.torch_discrete import run_optimizer_torch, torch_update  # noqa: E402
-from sde_engine.torch_models import torch_form  # noqa: E402
+from sde_engine.torch.discrete import run_optimizer_torch, torch_update  # noqa: E402
+from sde_engine.torch.models import torch_form  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
@@ -229,7 +229,7 @@ def test_discrete_adam_in_torch_matches_numba_statistically():
 def test_torch_observables_of_the_discrete_runs():
     """A torch observable built on torch_loss gives the named "loss" column (same draws),
     and the loss of the saved states."""
-    from sde_engine.torch_models import torch_loss
+    from sde_engine.torch.models import torch_loss
     problem = quadratic(H_FULL, THETA_STAR, SIGMA_FULL)
     opt = rmsprop(lr=0.05, beta=0.9)
     loss = torch_loss(problem)
@@ -252,7 +252,7 @@ def test_torch_oracle_moments(family, third, svag):
     """g = ∇f + σ S ξ at a fixed θ (diagonal S): mean ∇f, variance A σ² Σ_ii, third central
     moment E ξ³ (σ s_i)³ (times (r1³ + r2³) for the SVAG mix g = r1 g1 + r2 g2)."""
     from sde_engine.optimizers.svag import svag_problem
-    from sde_engine.torch_discrete import QuadraticOracleTorch
+    from sde_engine.torch.discrete import QuadraticOracleTorch
     h, sig, sigma, theta = np.array([1.0, 3.0]), np.array([0.5, 2.0]), 1.5, np.array([0.3, -1.0])
     problem = quadratic(h, THETA_STAR, sig, noise=family, noise_scale=sigma)
     r1, r2 = (1.0, 0.0) if not svag else ((1 + np.sqrt(7)) / 2, (1 - np.sqrt(7)) / 2)   # ℓ=2
@@ -287,7 +287,7 @@ def test_torch_runs_are_reproducible_for_a_seed(ou):
 def test_full_chunks_do_not_depend_on_n_paths(gbm):
     """Chunk c draws from its own generator: with chunk_paths=100, paths 0..199 are the
     same whether 250 or 300 paths are run."""
-    from sde_engine.torch_simulate import simulate_torch
+    from sde_engine.torch.simulate import simulate_torch
     kw = dict(method="euler_maruyama", seed=1, save_at=None, observables=None,
               n_observables=None, save_paths=True, save_brownian=False, brownian_dt=None,
               on_divergence="raise", path_offset=0, n_threads=None, device="cpu",
@@ -331,7 +331,7 @@ def test_brownian_dt_couples_runs_with_different_steps_and_offsets_split_a_run()
     np.testing.assert_allclose(coarse, fine, rtol=1e-12, atol=1e-12)
     assert np.max(np.abs(run(0.1) - fine)) > 0.1
     assert 0.8 < np.var(fine) < 1.2                    # Var W_1 = 1 (400 values)
-    from sde_engine.torch_simulate import simulate_torch
+    from sde_engine.torch.simulate import simulate_torch
     kw = dict(method="euler_maruyama", seed=1, save_at=None, observables=None,
               n_observables=None, save_paths=True, save_brownian=False, brownian_dt=None,
               on_divergence="raise", n_threads=None, device="cpu", chunk_paths=100)
@@ -402,7 +402,7 @@ def test_missing_torch_says_how_to_install_it():
     ``pip install 'sde-engine[torch]'``."""
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['torchsde'] = None\n"
-        "import numpy as np, sde_engine, solvers.torchsde_backend, sde_engine.torch_simulate\n"
+        "import numpy as np, sde_engine, solvers.torchsde_backend, sde_engine.torch.simulate\n"
         "try:\n"
         "    sde_engine.simulate(sde_engine.gbm(), [1.0], (0, 1), 0.1, 4, backend='torch')\n"
         "except ImportError as e:\n"

@@ -91,4 +91,4 @@ def adam(*, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, bias_correction=True):
     bias_correction = check.flag(bias_correction, "bias_correction")
     return Optimizer(SPEC, dict(lr=lr, betas=(beta1, beta2), eps=eps,
                                 bias_correction=bias_correction),
-                     [lr, beta1, beta2, eps, float(bias_correction)])
+                     [lr, beta1, beta2, eps, float(bias_correction)], constructor=adam)

@@ -79,10 +79,15 @@ class Optimizer:
         ``eps``, ``bias_correction``).
     hyper : ndarray, shape (n_hyper,)
         The float64 vector the kernel reads (layout ``spec.hyper_names``).
+    constructor : callable or None
+        The validating constructor that built it (``sgd``, ``rmsprop``,
+        ``adam``), called again by :meth:`with_hyperparameters`; None for an
+        optimizer built by hand.
     """
 
-    def __init__(self, spec, hyperparameters, hyper):
+    def __init__(self, spec, hyperparameters, hyper, constructor=None):
         self.spec = spec
+        self.constructor = constructor
         self.hyperparameters = dict(hyperparameters)
         self.hyper = np.ascontiguousarray(hyper, dtype=np.float64)
         self.hyper.setflags(write=False)
@@ -188,9 +193,12 @@ class Optimizer:
         return out
 
     def with_hyperparameters(self, **changes):
-        """The same optimizer with some hyperparameters replaced (validated again)."""
-        from .registry import make_optimizer
-        return make_optimizer(self.name, **{**self.hyperparameters, **changes})
+        """The same optimizer with some hyperparameters replaced (validated again by
+        its constructor)."""
+        if self.constructor is None:
+            raise ValueError(f"{self.name} was built without a constructor, so its "
+                             "hyperparameters cannot be replaced; build a new one")
+        return self.constructor(**{**self.hyperparameters, **changes})
 
     def hyper_for_run(self, n_steps):
         """``hyper`` followed by the table of 1 − β^k for k = 1..n_steps.

@@ -85,4 +85,4 @@ def rmsprop(*, lr=1e-2, beta=0.99, eps=1e-8, bias_correction=False):
     eps = check.eps(eps)
     bias_correction = check.flag(bias_correction, "bias_correction")
     return Optimizer(SPEC, dict(lr=lr, beta=beta, eps=eps, bias_correction=bias_correction),
-                     [lr, beta, eps, float(bias_correction)])
+                     [lr, beta, eps, float(bias_correction)], constructor=rmsprop)

@@ -49,4 +49,4 @@ def sgd(*, lr=1e-3):
         State layout ``(θ,)``; update θ ← θ − η g.
     """
     lr = check.positive_float(lr, "lr")
-    return Optimizer(SPEC, dict(lr=lr), [lr])
+    return Optimizer(SPEC, dict(lr=lr), [lr], constructor=sgd)

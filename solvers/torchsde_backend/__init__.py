@@ -20,14 +20,9 @@ The engine's scheme registry (:data:`solvers.registry.SCHEMES`) maps its schemes
 to these names through ``Scheme.torchsde_method``; ``srk`` has no Numba kernel
 and is reachable on the torch backend only.
 """
-INSTALL_HINT = "pip install 'sde-engine[torch]'"
+from .methods import TORCHSDE_NOISE_TYPES  # noqa: F401  (re-exported)
 
-# torchsde method -> noise types it supports for Itô SDEs (torchsde 0.2.6 solvers).
-TORCHSDE_NOISE_TYPES = {
-    "euler": ("diagonal", "general", "additive", "scalar"),
-    "milstein": ("diagonal", "additive", "scalar"),
-    "srk": ("diagonal", "additive", "scalar"),
-}
+INSTALL_HINT = "pip install 'sde-engine[torch]'"
 
 
 def require_torch():

@@ -1,7 +1,7 @@
 """Run paths in batches on a torch device: chunks, seeds, checkpoints, streamed statistics.
 
 The loop shared by the torch SDE integrator (:mod:`.runner`) and the batched
-discrete optimizers of :mod:`sde_engine.torch_discrete`. The caller supplies
+discrete optimizers of :mod:`sde_engine.torch.discrete`. The caller supplies
 ``make_advance(generator, batch) -> advance(y, k_from, k_to)`` that moves a
 (batch, d) tensor of states from step ``k_from`` to step ``k_to`` drawing from
 ``generator``; this module handles the rest:

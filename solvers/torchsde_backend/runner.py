@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torchsde
 
-from . import TORCHSDE_NOISE_TYPES
+from .methods import TORCHSDE_NOISE_TYPES
 from .batched import resolve_device, resolve_dtype, resolve_observables, run_batched
 from .brownian import GridBrownian
 

@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 
-from .. import validation as check
-from ..models.scaling import sqrt_rule
+from sde_engine import validation as check
+from sde_engine.models.scaling import sqrt_rule
 
 RULES = ("sqrt", "none", "linear_lr")
 

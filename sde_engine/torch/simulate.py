@@ -1,8 +1,9 @@
 """The torch backend of :func:`sde_engine.simulate` (``backend="torch"``).
 
-:func:`sde_engine.simulate` picks the backend and calls :func:`simulate_torch`;
-this module validates what is specific to torch, finds the SDE's torch form
-(:mod:`sde_engine.torch_models`), runs it through ``torchsde.sdeint``
+:func:`sde_engine.simulate` looks the backend up in :mod:`sde_engine.backends`,
+where :mod:`sde_engine.torch` registers :func:`simulate_torch`. This module
+validates what is specific to torch, finds the SDE's torch form
+(:mod:`sde_engine.torch.models`), runs it through ``torchsde.sdeint``
 (:mod:`solvers.torchsde_backend`) and packs the same :class:`Solution` as the
 Numba backend.
 
@@ -33,9 +34,10 @@ import numpy as np
 
 from solvers.registry import SCHEMES
 
-from . import validation as check
-from .solution import Solution
-from .torch_models import torch_form
+from .. import validation as check
+from ..simulate import DIVERGENCE_POLICIES, apply_divergence_policy, check_saved_size
+from ..solution import Solution
+from .models import torch_form
 
 # Methods that exist on the torch backend only (engine name -> torchsde method).
 TORCH_ONLY_METHODS = {"srk": "srk"}
@@ -96,7 +98,6 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
         (n_save, n_observables) or None; ``info["backend"] == "torch"``.
     """
     from solvers import torchsde_backend
-    from .simulate import DIVERGENCE_POLICIES, apply_divergence_policy, check_saved_size
 
     for name, value, default in (("save_brownian", save_brownian, False),
                                  ("n_threads", n_threads, None)):

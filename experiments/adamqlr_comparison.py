@@ -30,10 +30,10 @@ import time
 
 import numpy as np
 
-from ..optimizers.adamqlr import adamqlr_run
-from ..problems.quadratic import quadratic
-from ..problems.regression import logistic_regression, synthetic_regression
-from ..problems.rosenbrock import rosenbrock
+from sde_engine.optimizers.adamqlr import adamqlr_run
+from sde_engine.problems.quadratic import quadratic
+from sde_engine.problems.regression import logistic_regression, synthetic_regression
+from sde_engine.problems.rosenbrock import rosenbrock
 
 # The training clock is the process CPU time of a single-threaded run: on the shared
 # machine other processes' load would otherwise distort wall-clock comparisons; on an
@@ -141,7 +141,7 @@ def _model(task, hidden, seed):
 def train(task, method, hp, seed, budget_s, cfg):
     """Train until ``budget_s`` seconds of training time; returns curves (evaluation unclocked)."""
     import torch
-    from ..optimizers.adamqlr_torch import AdamQLR, module_fn
+    from sde_engine.optimizers.adamqlr_torch import AdamQLR, module_fn
     model = _model(task, cfg["hidden"], seed)
     lf = _loss_fn(task)
     x_tr, y_tr = task["x"][0], task["y"][0]
@@ -218,7 +218,7 @@ def step_cost(task, cfg, batch):
     on the machine affects them alike.
     """
     import torch
-    from ..optimizers.adamqlr_torch import AdamQLR, module_fn
+    from sde_engine.optimizers.adamqlr_torch import AdamQLR, module_fn
     lf = _loss_fn(task)
     xb, yb = task["x"][0][:batch], task["y"][0][:batch]
     steppers = {}

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from . import examples
+from .. import examples
 
 _FORMS = {}   # drift python function -> factory(sde) -> torch form
 
@@ -89,7 +89,7 @@ def torch_form(sde, device="cpu", dtype=None):
         f"the torch backend cannot run {sde!r}: its drift and diffusion are Numba-style "
         f"functions (t, x, params, out) with no torch form. Pass a torchsde-style object "
         f"(f(t, y), g(t, y) on (n_paths, d) tensors, noise_type, sde_type='ito') as `sde`, "
-        f"or register one with sde_engine.torch_models.register_torch_form(drift, factory)")
+        f"or register one with sde_engine.register_torch_form(drift, factory)")
 
 
 class GBMTorch:
@@ -181,7 +181,7 @@ class QuadraticTorch:
 
 def torch_loss(problem, device="cpu", dtype=None):
     """f as a torch function θ (n, d) -> (n,) for a quadratic problem, e.g. for a torch
-    observable of :func:`sde_engine.torch_discrete.run_optimizer_torch`."""
+    observable of :func:`sde_engine.torch.discrete.run_optimizer_torch`."""
     return QuadraticTorch(problem, device, dtype).loss
 
 

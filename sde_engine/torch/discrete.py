@@ -25,10 +25,12 @@ import math
 import numpy as np
 from numba import njit
 
-from . import validation as check
-from .optimizers.observables import observable_table
-from .solution import Solution
-from .torch_models import QuadraticTorch
+from .. import validation as check
+from ..optimizers.observables import observable_table
+from ..runner import _check_problem_and_optimizer, _initial_states, _record_steps
+from ..simulate import DIVERGENCE_POLICIES, apply_divergence_policy, check_saved_size
+from ..solution import Solution
+from .models import QuadraticTorch
 
 NOISE_FAMILIES = ("gaussian", "rademacher", "skewed")
 
@@ -204,9 +206,6 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
     import torch
 
     from solvers.torchsde_backend.batched import resolve_device, resolve_dtype, run_batched
-
-    from .runner import _check_problem_and_optimizer, _initial_states, _record_steps
-    from .simulate import DIVERGENCE_POLICIES, apply_divergence_policy, check_saved_size
 
     _check_problem_and_optimizer(problem, optimizer)
     if optimizer.name not in UPDATES:
