@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from sde_engine.analysis import fit_order, noise_floor_mask
+from sde_engine.analysis import compare_fits, fit_log_model, fit_order, noise_floor_mask
 
 N_SEEDS = 1000
 H = 2.0 ** -np.arange(1, 7)          # 6 step sizes
@@ -126,3 +126,121 @@ def test_too_few_points_give_no_slope():
 def test_bad_input_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fit_order(**kwargs)
+
+
+# ---- the log model |e| = η² (a + b ln 1/η) and the comparison with C η^p --------------
+ETA = 0.2 * 2.0 ** (-0.5 * np.arange(9))     # 0.2 … 0.0125 in steps of √2, as the studies
+A, B = 0.05, 0.2                              # about bias-corrected RMSprop's E θ (SPEC §4)
+REL = 0.02                                    # stderr = 2% of the error
+
+
+def log_truth(eta):
+    return eta**2 * (A + B * np.log(1 / eta))
+
+
+def power_truth(eta):
+    return 0.3 * eta**1.5
+
+
+def _draw(truth, seed, rel=REL):
+    true = truth(ETA)
+    s = rel * true
+    return true + s * np.random.default_rng(seed).standard_normal(ETA.size), s
+
+
+@pytest.fixture(scope="module")
+def log_model_fits():
+    return [fit_log_model(ETA, *_draw(log_truth, 20_000 + seed), level=LEVEL)
+            for seed in range(N_SEEDS)]
+
+
+def _unwidened_cov():
+    s = REL * log_truth(ETA)
+    X = np.column_stack([ETA**2, ETA**2 * np.log(1 / ETA)]) / s[:, None]
+    return np.linalg.inv(X.T @ X)
+
+
+def test_log_model_recovers_a_and_b_with_the_stated_coverage(log_model_fits):
+    fits = log_model_fits
+    se0 = np.sqrt(np.diag(_unwidened_cov()))
+    promised = birge_coverage(ETA.size, LEVEL)   # linear model, exact Gaussian noise
+    for i, (name, true) in enumerate((("a", A), ("b", B))):
+        est = np.array([getattr(f, name) for f in fits])
+        assert abs(est.mean() - true) < 4 * se0[i] / math.sqrt(N_SEEDS)
+        assert abs(est.std(ddof=1) / se0[i] - 1) < 4 / math.sqrt(2 * N_SEEDS)
+        ci = np.array([getattr(f, f"{name}_ci") for f in fits])
+        coverage = np.mean((ci[:, 0] <= true) & (true <= ci[:, 1]))
+        assert abs(coverage - promised) < binomial_band(promised)
+
+
+def test_log_model_stderr_is_the_hand_computed_wls_one():
+    e, s = _draw(log_truth, 1)
+    fit = fit_log_model(ETA, e, s)
+    cov = _unwidened_cov() * max(1.0, fit.reduced_chi2)
+    np.testing.assert_allclose([fit.a_stderr, fit.b_stderr], np.sqrt(np.diag(cov)), rtol=1e-12)
+    np.testing.assert_allclose(fit.curve(ETA), ETA**2 * (fit.a + fit.b * np.log(1 / ETA)))
+    np.testing.assert_allclose(fit.chi2, np.sum(((e - fit.curve(ETA)) / s) ** 2), rtol=1e-12)
+
+
+def test_pure_eta_squared_gives_b_consistent_with_zero():
+    """C η² is the log model with b = 0: b's interval covers 0 as often as promised."""
+    hits = []
+    for seed in range(N_SEEDS):
+        e, s = _draw(lambda eta: 0.3 * eta**2, 30_000 + seed)
+        low, high = fit_log_model(ETA, e, s).b_ci
+        hits.append(low <= 0 <= high)
+    promised = birge_coverage(ETA.size, LEVEL)
+    assert abs(np.mean(hits) - promised) < binomial_band(promised)
+
+
+REL_CMP = 0.01    # the models differ by a few % over this range: resolve it well
+
+
+def _mismatch(truth):
+    """χ² of each model fitted to noise-free data with the stated stderrs: the
+    non-centrality λ of the wrong model's χ² (the right one's is 0)."""
+    true = truth(ETA)
+    s = REL_CMP * true
+    power, log = fit_order(ETA, true, s), fit_log_model(ETA, true, s)
+    return compare_fits(ETA, true, s, power, log)
+
+
+@pytest.mark.parametrize("truth, right", [(log_truth, "log"), (power_truth, "power")])
+def test_the_comparison_prefers_the_model_that_made_the_data(truth, right):
+    exact = _mismatch(truth)
+    lam = exact.chi2_power if right == "log" else exact.chi2_log
+    # ΔAIC ≈ λ ± 2√λ: a miss (ΔAIC on the wrong side of ±2) has probability
+    # Φ((2 − λ)/(2√λ)) < 1e-6 per draw at λ > 100, so all 200 draws must pick right.
+    assert lam > 100 and min(exact.chi2_power, exact.chi2_log) < 1e-12
+    picks = []
+    for seed in range(200):
+        e, s = _draw(truth, 40_000 + seed, REL_CMP)
+        power, log = fit_order(ETA, e, s), fit_log_model(ETA, e, s)
+        cmp = compare_fits(ETA, e, s, power, log)
+        picks.append(cmp.preferred)
+        if right == "log":
+            assert log.b_ci[0] > 0                     # b > 0 resolved: not order 1 in h
+    assert picks == [right] * 200
+    name = {"log": "the log model", "power": "the power law"}[right]
+    assert cmp.summary().startswith(f"data prefer {name}: ΔAIC = ")
+    assert (cmp.log_weight > 0.5) == (right == "log") and 0 <= cmp.log_weight <= 1
+
+
+def test_log_model_uses_the_power_fits_points_and_refuses_bad_input():
+    h = ETA.copy()
+    e, s = _draw(log_truth, 5)
+    e[-1] = 0.5 * s[-1]                               # under the noise floor
+    power, log = fit_order(h, e, s), fit_log_model(h, e, s)
+    np.testing.assert_array_equal(log.used, power.used)
+    assert not log.used[-1] and any("noise floor" in n for n in log.notes)
+    assert compare_fits(h, e, s, power, log).n_points == h.size - 1
+    with pytest.raises(ValueError, match=r"`power`"):
+        fit_log_model(h, e, s, power=float("nan"))
+    with pytest.raises(ValueError, match=r"`h`"):
+        fit_log_model(-h, e, s)
+    with pytest.raises(ValueError, match=r"`stderrs` is required"):
+        compare_fits(h, e, None, power, log)
+    few = fit_log_model(h[:1], e[:1], s[:1])
+    assert math.isnan(few.a) and any("fewer than 2" in n for n in few.notes)
+    assert compare_fits(h[:2], e[:2], s[:2], fit_order(h[:2], e[:2], s[:2]),
+                        fit_log_model(h[:2], e[:2], s[:2])).preferred == "neither"
