@@ -240,6 +240,8 @@ def test_log_model_uses_the_power_fits_points_and_refuses_bad_input():
         fit_log_model(-h, e, s)
     with pytest.raises(ValueError, match=r"`stderrs` is required"):
         compare_fits(h, e, None, power, log)
+    exact = fit_log_model(h, e, np.where(h == h[0], 0.0, s))
+    assert math.isnan(exact.a) and any("zero standard error" in n for n in exact.notes)
     few = fit_log_model(h[:1], e[:1], s[:1])
     assert math.isnan(few.a) and any("fewer than 2" in n for n in few.notes)
     assert compare_fits(h[:2], e[:2], s[:2], fit_order(h[:2], e[:2], s[:2]),

@@ -99,31 +99,11 @@ def fit_order(h, errors, stderrs=None, level=0.95, floor_sigmas=3.0):
     -------
     OrderFit
     """
-    h = np.asarray(h, dtype=float)
-    errors = np.asarray(errors, dtype=float)
-    if h.shape != errors.shape or h.ndim != 1:
-        raise ValueError(f"`h` and `errors` must be 1-D of equal length, got {h.shape} and {errors.shape}")
-    if np.any(h <= 0) or not np.all(np.isfinite(h)):
-        raise ValueError(f"`h` must be positive and finite, got {h}")
-    if not 0 < level < 1:
-        raise ValueError(f"`level` must be in (0, 1), got {level}")
-    if stderrs is None:
-        below = np.zeros(h.shape, dtype=bool)
-        log_sd = np.ones_like(h)
-        known_noise = False
-    else:
-        stderrs = np.asarray(stderrs, dtype=float)
-        if stderrs.shape != h.shape or np.any(stderrs < 0):
-            raise ValueError(f"`stderrs` must be non-negative with shape {h.shape}, got {stderrs}")
-        below = noise_floor_mask(errors, stderrs, floor_sigmas)
+    h, errors, stderrs, used, below, notes = _points(h, errors, stderrs, level, floor_sigmas)
+    known_noise = stderrs is not None
+    if known_noise:
         with np.errstate(divide="ignore", invalid="ignore"):
             log_sd = stderrs / np.abs(errors)
-        known_noise = True
-    used = ~below & np.isfinite(errors) & (errors != 0)
-    notes = []
-    if np.any(below):
-        notes.append(f"{int(below.sum())} point(s) below the noise floor "
-                     f"(|error| < {floor_sigmas:g} stderr) excluded: add paths")
     n = int(used.sum())
     nan_fit = OrderFit(np.nan, (np.nan, np.nan), np.nan, np.nan, used, below, np.nan, level, notes)
     if n < 2:
@@ -145,6 +125,40 @@ def fit_order(h, errors, stderrs=None, level=0.95, floor_sigmas=3.0):
     return OrderFit(order=float(slope), ci=(float(slope - quantile * se), float(slope + quantile * se)),
                     stderr=se, constant=float(np.exp(intercept)), used=used, below_noise=below,
                     reduced_chi2=chi2_red, level=level, notes=notes)
+
+
+def _points(h, errors, stderrs, level, floor_sigmas):
+    """Check the inputs of a fit and choose its points.
+
+    Returns
+    -------
+    h, errors : ndarray, shape (n,)
+    stderrs : ndarray, shape (n,), or None
+    used, below : ndarray of bool, shape (n,)
+        Points that enter the fit; points under the noise floor (excluded).
+    notes : list of str
+    """
+    h = np.asarray(h, dtype=float)
+    errors = np.asarray(errors, dtype=float)
+    if h.shape != errors.shape or h.ndim != 1:
+        raise ValueError(f"`h` and `errors` must be 1-D of equal length, got {h.shape} and {errors.shape}")
+    if np.any(h <= 0) or not np.all(np.isfinite(h)):
+        raise ValueError(f"`h` must be positive and finite, got {h}")
+    if not 0 < level < 1:
+        raise ValueError(f"`level` must be in (0, 1), got {level}")
+    if stderrs is None:
+        below = np.zeros(h.shape, dtype=bool)
+    else:
+        stderrs = np.asarray(stderrs, dtype=float)
+        if stderrs.shape != h.shape or np.any(stderrs < 0):
+            raise ValueError(f"`stderrs` must be non-negative with shape {h.shape}, got {stderrs}")
+        below = noise_floor_mask(errors, stderrs, floor_sigmas)
+    used = ~below & np.isfinite(errors) & (errors != 0)
+    notes = []
+    if np.any(below):
+        notes.append(f"{int(below.sum())} point(s) below the noise floor "
+                     f"(|error| < {floor_sigmas:g} stderr) excluded: add paths")
+    return h, errors, stderrs, used, below, notes
 
 
 def _wls(X, y, sd, known_noise, level):
@@ -271,21 +285,16 @@ def fit_log_model(x, errors, stderrs=None, power=2.0, level=0.95, floor_sigmas=3
     if not np.isfinite(power):
         raise ValueError(f"`power` must be finite, got {power}")
     # the same checks and the same points as the power-law fit
-    base = fit_order(x, errors, stderrs, level=level, floor_sigmas=floor_sigmas)
-    used, below, notes = base.used, base.below_noise, [n for n in base.notes
-                                                       if "below the noise floor" in n]
-    x = np.asarray(x, dtype=float)[used]
-    e = np.abs(np.asarray(errors, dtype=float)[used])
-    n = int(used.sum())
-    nan2 = (np.nan, np.nan)
-    if n < 2:
-        notes.append("fewer than 2 usable points: no fit")
+    x, errors, stderrs, used, below, notes = _points(x, errors, stderrs, level, floor_sigmas)
+    x, e, n = x[used], np.abs(errors[used]), int(used.sum())
+    known_noise = stderrs is not None
+    sd = stderrs[used] if known_noise else np.ones(n)
+    if n < 2 or np.any(sd <= 0):
+        notes.append("fewer than 2 usable points: no fit" if n < 2 else
+                     "a zero standard error among the points: no weighted fit")
+        nan2 = (np.nan, np.nan)
         return LogModelFit(np.nan, np.nan, nan2, nan2, np.nan, np.nan, float(power), np.nan,
                            np.nan, used, below, level, notes)
-    known_noise = stderrs is not None
-    sd = np.asarray(stderrs, dtype=float)[used] if known_noise else np.ones(n)
-    if known_noise and np.any(sd <= 0):
-        raise ValueError(f"`stderrs` must be positive at the points fitted, got {sd}")
     u = x**power
     X = np.column_stack([u, u * np.log(1.0 / x)])
     (a, b), cov, chi2, chi2_red, dof, quantile = _wls(X, e, sd, known_noise, level)

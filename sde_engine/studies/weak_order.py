@@ -6,7 +6,9 @@ SGD) and the SDE value E φ(X_t) at t = k·h, then fits the order of the weak er
 
     e(η) = E φ(x_k) − E φ(X_{kh})
 
-against log η and against log h with :func:`sde_engine.analysis.fit_order`.
+against log η and against log h with :func:`sde_engine.analysis.fit_order`, and
+fits |e| = η² (a + b ln 1/η) (η for SGD: order 1 in h with a logarithm, SPEC §4)
+with :func:`~sde_engine.analysis.fit_log_model`, saying which the data prefer.
 
 * Discrete side: ``paths`` runs split in chunks of ``chunk_paths``; chunk c
   holds runs [c·chunk_paths, …) with ``path_offset`` = its first run, so run i
@@ -43,7 +45,7 @@ from numba import njit
 
 from solvers.rng import STREAMS_VERSION
 
-from ..analysis import fit_order
+from ..analysis import compare_fits, fit_log_model, fit_order
 from .checkpoints import PointStore  # noqa: F401  (re-exported)
 from .order_config import NON_NUMERIC_KEYS
 from .progress import Progress
@@ -417,7 +419,12 @@ def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1):
         points[test] = dict(discrete=disc, discrete_stderr=disc_se, reference=ref,
                             reference_stderr=ref_se, reference_bias=bias, error=err, stderr=se,
                             below_noise=fit_lr.below_noise)
-        fits[test] = dict(vs_lr=fit_lr.as_dict(), vs_h=fit_h.as_dict())
+        # order 1 in h is η² for RMSprop/Adam (h = η²), η for SGD
+        fit_log = fit_log_model(lrs, err, se, power=1.0 if cfg.algorithm == "sgd" else 2.0,
+                                floor_sigmas=FLOOR_SIGMAS)
+        fits[test] = dict(vs_lr=fit_lr.as_dict(), vs_h=fit_h.as_dict(),
+                          log_model=fit_log.as_dict(),
+                          comparison=compare_fits(lrs, err, se, fit_lr, fit_log).as_dict())
         if fit_lr.below_noise.any():
             notes.append(f"E {test}: error within {FLOOR_SIGMAS:g} stderr of zero at lr "
                          f"{', '.join(f'{x:g}' for x in lrs[fit_lr.below_noise])}: excluded "
@@ -481,6 +488,12 @@ def format_table(record):
             f = record["fits"][test][key]
             lines.append(f"  order {label}: {_num(f['order'])}  95% CI "
                          f"[{_num(f['ci'][0])}, {_num(f['ci'][1])}]")
+        g = record["fits"][test].get("log_model")
+        if g is not None:
+            lines.append(f"  log model |e| = lr^{g['power']:g} (a + b ln 1/lr): "
+                         f"a = {_num(g['a'])} [{_num(g['a_ci'][0])}, {_num(g['a_ci'][1])}], "
+                         f"b = {_num(g['b'])} [{_num(g['b_ci'][0])}, {_num(g['b_ci'][1])}]")
+            lines.append(f"  {record['fits'][test]['comparison']['summary']}")
     for note in record.get("notes", []):
         lines.append(f"note: {note}")
     return "\n".join(lines)
