@@ -100,12 +100,19 @@ def plot_convergence(record):
 def plot_weak_order(record):
     """Weak error vs η, one panel per test function (a weak-order study record).
 
+    When the record has the log-model fit (``fits[test]["log_model"]``, from
+    :func:`sde_engine.analysis.fit_log_model`) its curve η^q (a + b ln 1/η) is
+    drawn too, and a second row shows |error| / η^q against η: flat for an
+    error ∝ η^q (order 1 in h), a straight rising line for the log model.
+
     Parameters
     ----------
     record : dict
         With ``lrs`` (n,), ``tests`` (list of names), and per test name
-        ``points[test]`` = {"error": (n,), "stderr": (n,)} and
-        ``fits[test]["vs_lr"]`` an ``OrderFit.as_dict()``.
+        ``points[test]`` = {"error": (n,), "stderr": (n,)},
+        ``fits[test]["vs_lr"]`` an ``OrderFit.as_dict()`` and optionally
+        ``fits[test]["log_model"]`` / ``["comparison"]`` (``LogModelFit`` /
+        ``ModelComparison.as_dict()``).
 
     Returns
     -------
@@ -113,27 +120,81 @@ def plot_weak_order(record):
     """
     lrs = np.asarray(record["lrs"], dtype=float)
     tests = list(record["tests"])
-    fig, axes = plt.subplots(1, len(tests), figsize=(4.2 * len(tests), 4), squeeze=False)
-    for ax, test in zip(axes[0], tests):
+    logs = [_log_model(record["fits"][t]) for t in tests]
+    rows = 2 if any(g is not None for g in logs) else 1
+    fig, axes = plt.subplots(rows, len(tests), figsize=(4.2 * len(tests), 4 * rows),
+                             squeeze=False)
+    for j, test in enumerate(tests):
+        ax = axes[0, j]
         pts = record["points"][test]
         err = np.asarray(pts["error"], dtype=float)
         se = np.asarray(pts["stderr"], dtype=float)
-        _error_panel(ax, lrs, err, se, record["fits"][test]["vs_lr"], "weak error", "C0")
+        fit = record["fits"][test]["vs_lr"]
+        _error_panel(ax, lrs, err, se, fit, "weak error", "C0")
         finite = np.isfinite(err)
         anchor = np.abs(err[finite]).max() if finite.any() else 1.0
         _reference_slope(ax, lrs, lrs.max(), anchor, 1.0, ":")
         _reference_slope(ax, lrs, lrs.max(), anchor, 2.0, "--")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(lrs, [f"{x:g}" for x in lrs])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_xlabel("learning rate η")
         label = record.get("labels", {}).get(test, test)
         ax.set_title(f"|E {label}(discrete) − E {label}(SDE)|")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        g = logs[j]
+        if g is not None:
+            eta = np.geomspace(lrs.min(), lrs.max(), 100)
+            ax.plot(eta, _log_curve(g, eta), "-.", color="C3", lw=1.2,
+                    label=f"η^{g['power']:g}(a + b ln 1/η), b = {g['b']:.3g} "
+                          f"[{g['b_ci'][0]:.3g}, {g['b_ci'][1]:.3g}]")
+            _scaled_panel(axes[1, j], lrs, err, se, fit, g,
+                          record["fits"][test].get("comparison"), label)
+        for a in axes[:, j]:
+            if not a.has_data():
+                a.set_visible(False)
+                continue
+            a.set_xscale("log")
+            a.set_xticks(lrs, [f"{x:.3g}" for x in lrs], fontsize=7, rotation=45)
+            a.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            a.set_xlabel("learning rate η")
+            a.grid(True, which="both", alpha=0.3)
+            a.legend(fontsize=7)
+        ax.set_yscale("log")
     fig.suptitle(record.get("title", ""), fontsize=10)
     return fig
+
+
+def _log_model(fits):
+    """The log-model fit of one test, or None when absent or not fitted."""
+    g = fits.get("log_model")
+    if g is None or g.get("a") is None or not np.isfinite(g["a"]):
+        return None
+    return g
+
+
+def _log_curve(g, eta):
+    return eta ** g["power"] * (g["a"] + g["b"] * np.log(1.0 / eta))
+
+
+def _scaled_panel(ax, lrs, err, se, fit, g, comparison, label):
+    """|error| / η^q with ±2 s.e., the log model (a line in ln η) and the power law."""
+    q = g["power"]
+    used = np.asarray(g["used"], dtype=bool)
+    scale = lrs ** -q
+    y, bar = np.abs(err) * scale, 2 * se * scale
+    ax.errorbar(lrs[used], y[used], yerr=bar[used], fmt="o", color="C0", capsize=3,
+                label="|error| / η^%g" % q)
+    if (~used).any():
+        ax.errorbar(lrs[~used], y[~used], yerr=bar[~used], fmt="o", mfc="none", color="C0",
+                    capsize=3, label="not fitted (noise floor)")
+    eta = np.geomspace(lrs.min(), lrs.max(), 100)
+    ax.plot(eta, _log_curve(g, eta) * eta ** -q, "-.", color="C3", lw=1.2,
+            label=f"a + b ln 1/η: a = {g['a']:.3g}, b = {g['b']:.3g}")
+    if fit.get("order") is not None and fit.get("constant") is not None:
+        ax.plot(eta, fit["constant"] * eta ** (fit["order"] - q), "-", color="C0", lw=1,
+                alpha=0.7, label=f"C η^p, p = {fit['order']:.2f}")
+    delta = (comparison or {}).get("delta_aic")
+    if delta is not None and np.isfinite(delta):
+        ax.set_title(f"|E {label} error| / η^{q:g}; data prefer: {comparison['preferred']} "
+                     f"(ΔAIC = {delta:.1f})", fontsize=9)
+    else:
+        ax.set_title(f"|E {label} error| / η^{q:g}", fontsize=9)
 
 
 def plot_trajectories(curves, sde_curve, ylabel="E φ", title=""):

@@ -79,3 +79,25 @@ def test_failed_save_leaves_no_file(tmp_path):
     with pytest.raises(ValueError):
         plotting.save_figure(fig, tmp_path / "figure.unknownformat")
     assert os.listdir(tmp_path) == []
+
+
+def test_weak_order_figure_adds_the_log_model_row_when_fitted():
+    from sde_engine.analysis import compare_fits, fit_log_model
+
+    lrs = 0.2 * 2.0 ** -np.arange(5)
+    err = lrs**2 * (0.05 + 0.2 * np.log(1 / lrs))
+    se = 0.02 * err
+    power, log = fit_order(lrs, err, se), fit_log_model(lrs, err, se)
+    fits = {"vs_lr": power.as_dict(), "log_model": log.as_dict(),
+            "comparison": compare_fits(lrs, err, se, power, log).as_dict()}
+    record = json.loads(json.dumps(to_jsonable(dict(
+        lrs=lrs, tests=["theta1"], title="synthetic", points={"theta1": dict(
+            error=err, stderr=se, below_noise=power.below_noise)}, fits={"theta1": fits}))))
+    top, scaled = plotting.plot_weak_order(record).get_axes()
+    assert any(t.get_text().startswith("η^2(a + b ln 1/η), b = 0.2 ")
+               for t in top.get_legend().get_texts())
+    assert "data prefer: log" in scaled.get_title() and scaled.get_yscale() == "linear"
+    # the log model is a straight line in ln η on the scaled panel: a + b ln(1/η)
+    line = next(ln for ln in scaled.get_lines() if ln.get_linestyle() == "-.")
+    eta, y = line.get_data()
+    np.testing.assert_allclose(y, 0.05 + 0.2 * np.log(1 / eta), rtol=1e-9)
