@@ -23,7 +23,10 @@ from .adamqlr_comparison import (on_grid, run_mlp, run_noise, run_rosenbrock, su
 
 DEFAULT_CONFIG = Path(__file__).with_name("adamqlr.toml")
 COLORS = {"SGD": "C0", "SGD+momentum": "C1", "Adam": "C2", "AdamQLR untuned": "C3",
-          "AdamQLR tuned": "C4", "GD": "C0", "GD+momentum": "C1"}
+          "AdamQLR untuned, no clipping": "C5", "AdamQLR tuned": "C4", "GD": "C0",
+          "GD+momentum": "C1"}
+QLR_LABELS = ("AdamQLR untuned", "AdamQLR untuned, no clipping", "AdamQLR tuned")
+LINESTYLES = {"AdamQLR tuned": "--", "AdamQLR untuned, no clipping": ":"}
 
 
 def plot_rosenbrock(res, path):
@@ -31,7 +34,7 @@ def plot_rosenbrock(res, path):
     ax = axes[0]
     for label, r in res.items():
         ax.semilogy(np.maximum(r["loss"], 1e-16), label=f"{label}: {r['loss'][-1]:.2e}",
-                    color=COLORS[label], ls="--" if label == "AdamQLR tuned" else "-")
+                    color=COLORS[label], ls=LINESTYLES.get(label, "-"))
     ax.set(xlabel="step", ylabel="f", title="Rosenbrock from (1, −1), final loss in legend")
     ax.legend(fontsize=7)
     ax = axes[1]
@@ -44,7 +47,7 @@ def plot_rosenbrock(res, path):
     ax.plot(1, 1, "k*", ms=10)
     ax.set(xlim=(-1.5, 2.0), ylim=(-1.5, 3.0), xlabel="x", ylabel="y", title="iterates")
     ax = axes[2]
-    for label in ("AdamQLR untuned", "AdamQLR tuned"):
+    for label in QLR_LABELS:
         r = res[label]
         ax.semilogy(np.abs(r["alpha"]), color=COLORS[label], label=f"|α| {label}")
         ax.semilogy(r["damping"], color=COLORS[label], ls=":", label=f"λ {label}")
@@ -62,12 +65,11 @@ def plot_mlp(res, path):
             with np.errstate(all="ignore"):
                 med = np.nanmedian(vals, axis=0)
                 lo, hi = np.nanmin(vals, axis=0), np.nanmax(vals, axis=0)
-            ax.plot(grid, med, color=COLORS[label], label=label,
-                    ls="--" if label == "AdamQLR tuned" else "-")
+            ax.plot(grid, med, color=COLORS[label], label=label, ls=LINESTYLES.get(label, "-"))
             ax.fill_between(grid, lo, hi, color=COLORS[label], alpha=0.15)
             ax.set(yscale="log", xlabel="training time (s, CPU of 1 thread)",
                    ylabel=f"{what} loss", title=f"{res['task']['name']}: {what} loss")
-    for label in ("AdamQLR untuned", "AdamQLR tuned"):
+    for label in QLR_LABELS:
         for ax, key in ((axes[2], "alpha"), (axes[3], "damping")):
             n = min(len(r[key]) for r in res["runs"][label])
             med = np.median(np.abs(np.stack([r[key][:n] for r in res["runs"][label]])), axis=0)
@@ -155,6 +157,7 @@ def main(argv=None):
                                     **({"alpha": v["alpha"], "damping": v["damping"]}
                                        if "alpha" in v else {}))
                             for k, v in ros.items()}
+    record["rosenbrock_seconds"] = time.perf_counter() - t0
     print(f"rosenbrock ({time.perf_counter() - t0:.0f}s): " + ", ".join(
         f"{k} {v['loss'][-1]:.3g}" for k, v in ros.items()), flush=True)
 
@@ -163,6 +166,7 @@ def main(argv=None):
         res = run_mlp(name, cfg["mlp"], args.quick)
         plot_mlp(res, out / f"adamqlr_{name}.png")
         record[name] = summarize_mlp(res)
+        record[name]["seconds"] = time.perf_counter() - t0
         print(f"{name} ({time.perf_counter() - t0:.0f}s): " + ", ".join(
             f"{k} test {v['test_median']:.3g}" for k, v in record[name]["final"].items()),
             flush=True)
@@ -171,6 +175,7 @@ def main(argv=None):
     noise = run_noise(cfg["noise"], args.quick)
     plot_noise(noise, out / "adamqlr_noise.png")
     record["noise"] = noise
+    record["noise_seconds"] = time.perf_counter() - t0
     print(f"noise ({time.perf_counter() - t0:.0f}s): " + ", ".join(
         f"σ={s['sigma']:g}: E|α| {s['alpha_abs_last_half']:.3g}, f {s['final_loss']:.3g}"
         for s in noise["sweep"]) + "; logistic " + ", ".join(

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from sde_engine.optimizers.adamqlr import adamqlr_run, curvature_product, qlr_damping
+from sde_engine.optimizers.adamqlr import (LR_CLIPPING, adamqlr_run, curvature_product,
+                                           qlr_alpha, qlr_damping)
 from sde_engine.problems.quadratic import quadratic
 from sde_engine.problems.regression import (linear_regression, logistic_regression,
                                             synthetic_regression)
@@ -39,7 +40,7 @@ def _adam_first_direction(g, eps=1e-8):
 def test_alpha_minimises_damped_line_model_on_quadratic(quad, damping):
     # Different starting points, one step each; exact Hessian curvature.
     x0 = np.array([[2.0, 1.0, -1.0], [-3.0, 0.2, 0.7], [0.1, 4.0, 2.5]])
-    res = adamqlr_run(quad, x0, 1, n_paths=3, noisy=False, damping=damping)
+    res = adamqlr_run(quad, x0, 1, n_paths=3, noisy=False, damping=damping, lr_clipping=None)
     for i in range(3):
         d = _adam_first_direction(H3 @ (x0[i] - THETA3))
         # f(θ − αd) + ½ λ α² ‖d‖² is the damped quadratic model along d (exact for f quadratic)
@@ -53,7 +54,7 @@ def test_alpha_minimises_damped_line_model_on_quadratic(quad, damping):
 def test_rho_matches_hand_computation_on_quadratic(quad):
     x0 = np.array([2.0, 1.0, -1.0])
     lam = 0.3
-    res = adamqlr_run(quad, x0, 1, noisy=False, damping=lam)
+    res = adamqlr_run(quad, x0, 1, noisy=False, damping=lam, lr_clipping=None)
     g = H3 @ (x0 - THETA3)
     d = _adam_first_direction(g)
     a_mat = d @ H3 @ d + lam * d @ d
@@ -63,6 +64,48 @@ def test_rho_matches_hand_computation_on_quadratic(quad):
     assert res.rho[0, 0] == pytest.approx(rho, rel=1e-10)
     assert res.gtd[0, 0] == pytest.approx(g @ d, rel=1e-12)
     assert res.dcd[0, 0] == pytest.approx(d @ H3 @ d, rel=1e-10)
+
+
+# ---- learning-rate clipping: alpha <- clip(b/A, -c, c) -------------------------------
+def _first_step_by_hand(x0, lam, clip):
+    """Step 1 on the quadratic H3 (Hessian curvature), written out: (α, θ1, ρ)."""
+    g = H3 @ (x0 - THETA3)
+    d = _adam_first_direction(g)
+    a_mat = d @ H3 @ d + lam * d @ d
+    alpha = float(np.clip((g @ d) / a_mat, -clip, clip))
+    theta1 = x0 - alpha * d
+    f0, f1 = 0.5 * (x0 - THETA3) @ H3 @ (x0 - THETA3), 0.5 * (theta1 - THETA3) @ H3 @ (theta1 - THETA3)
+    return alpha, theta1, (f1 - f0) / (0.5 * alpha ** 2 * a_mat - alpha * (g @ d))
+
+
+# x0 = (2, 1, −1), λ = 0.3: b/A = 12.5/7.9 ≈ 1.58, so c = 0.1 clips and c = 10 does not
+@pytest.mark.parametrize("clip, active", [(LR_CLIPPING, True), (10.0, False)])
+def test_lr_clipping_one_step_on_quadratic(quad, clip, active):
+    x0, lam = np.array([2.0, 1.0, -1.0]), 0.3
+    alpha, theta1, rho = _first_step_by_hand(x0, lam, clip)
+    assert (alpha == clip) is active
+    kw = {} if clip == LR_CLIPPING else dict(lr_clipping=clip)   # 0.1 is the default
+    res = adamqlr_run(quad, x0, 1, noisy=False, damping=lam, **kw)
+    assert res.alpha[0, 0] == pytest.approx(alpha, rel=1e-12)
+    np.testing.assert_allclose(res.x[0], theta1, rtol=1e-12)
+    assert res.rho[0, 0] == pytest.approx(rho, rel=1e-10)
+
+
+@pytest.mark.parametrize("b, a, clip, expected", [
+    (3.0, 2.0, 0.1, 0.1), (-3.0, 2.0, 0.1, -0.1), (3.0, -2.0, 0.1, -0.1),   # |α| > c: ±c
+    (0.1, 2.0, 0.1, 0.05), (-0.1, 2.0, 0.1, -0.05),                          # |α| < c: as is
+    (3.0, 2.0, math.inf, 1.5), (3.0, 0.0, 0.1, 0.0)])                        # off; A = 0
+def test_lr_clipping_keeps_the_sign(b, a, clip, expected):
+    # A = dᵀCd + λ dᵀd with dᵀd = 1, λ = 0: A is dcd; a negative α (b < 0 or A < 0) is
+    # clipped to −c, never to 0 or +c
+    alpha, a_out = qlr_alpha(b, a, 1.0, 0.0, clip)
+    assert alpha == expected and a_out == a
+
+
+def test_lr_clipping_validation(rosen):
+    for bad in (0.0, -0.1, math.nan, "0.1"):
+        with pytest.raises(ValueError, match="lr_clipping"):
+            adamqlr_run(rosen, [1.0, -1.0], 5, lr_clipping=bad)
 
 
 # ---- damping rule ---------------------------------------------------------------------
@@ -80,7 +123,8 @@ def test_damping_floor():
 
 
 def test_damping_sequence_follows_rho_on_rosenbrock(rosen):
-    res = adamqlr_run(rosen, [1.0, -1.0], 200, noisy=False, curvature="hessian")
+    res = adamqlr_run(rosen, [1.0, -1.0], 200, noisy=False, curvature="hessian",
+                      lr_clipping=None)
     lam, rho = res.damping[0], res.rho[0]
     assert lam[0] == 1e-3
     for k in range(199):
@@ -182,6 +226,23 @@ def _torch_run(loss_fn, x0, n_steps, **kw):
         opt.step(model_fn=lambda p: p, loss_fn=loss_fn)
         log.append(opt.last_step)
     return log
+
+
+@pytest.mark.torch
+@needs_torch
+@pytest.mark.parametrize("clip, active", [(LR_CLIPPING, True), (10.0, False)])
+def test_torch_lr_clipping_one_step_on_quadratic(clip, active):
+    x0, lam = np.array([2.0, 1.0, -1.0]), 0.3
+    alpha, theta1, rho = _first_step_by_hand(x0, lam, clip)
+    assert (alpha == clip) is active
+    h, ts = torch.tensor(H3), torch.tensor(THETA3)
+    theta = torch.tensor(x0, requires_grad=True)
+    kw = {} if clip == LR_CLIPPING else dict(lr_clipping=clip)   # 0.1 is the default
+    opt = AdamQLR([theta], damping=lam, curvature="hessian", **kw)
+    opt.step(model_fn=lambda p: p, loss_fn=lambda p: 0.5 * (p - ts) @ h @ (p - ts))
+    assert opt.last_step["alpha"] == pytest.approx(alpha, rel=1e-12)
+    np.testing.assert_allclose(theta.detach().numpy(), theta1, rtol=1e-12)
+    assert opt.last_step["rho"] == pytest.approx(rho, rel=1e-10)
 
 
 @pytest.mark.torch
@@ -306,6 +367,8 @@ def test_torch_optimizer_validation():
         AdamQLR([theta], curvature="kfac")
     with pytest.raises(ValueError, match="damping"):
         AdamQLR([theta], damping=-1.0)
+    with pytest.raises(ValueError, match="lr_clipping"):
+        AdamQLR([theta], lr_clipping=0.0)
     with pytest.raises(TypeError):
         AdamQLR([theta], lr=0.1)
     with pytest.raises(ValueError, match="model_fn"):

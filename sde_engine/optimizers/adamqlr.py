@@ -6,10 +6,17 @@ counter k = 1, 2, ... (the same equations as :mod:`.adamqlr_torch`)::
     f0 = f(θ) ;  g = oracle(θ)                   (∇f(θ) when ``noisy=False``)
     m ← β1 m + (1−β1) g ;  v ← β2 v + (1−β2) g²
     d = (m / (1−β1^k)) / (sqrt(v / (1−β2^k)) + ε)
-    A = dᵀCd + λ dᵀd ;  b = gᵀd ;  α = b / A  (|α| ≤ α_max if set; α = 0 if A = 0)
+    A = dᵀCd + λ dᵀd ;  b = gᵀd ;  α = b / A  (α = 0 if A = 0)
+    α ← clip(α, −c, c)                           (c = ``lr_clipping``, default 0.1)
     θ ← θ − α d
     f1 = f(θ) ;  ρ = (f1 − f0) / (½ α² A − α b)
     λ ← ω_dec λ if ρ > 3/4 ;  λ ← ω_inc λ if ρ < 1/4 ;  λ ← max(λ, λ_min) ;  NaN ρ keeps λ.
+
+Learning-rate clipping (the authors' ``lr_clipping``; their untuned
+``AdamQLR_NoHPO`` configuration uses c = 0.1, SPEC §7) bounds the magnitude:
+|α| ≤ c with the sign kept, so a negative α (gᵀd < 0, or A < 0 with Hessian
+curvature: a step along +d) is clipped to ≥ −c. ρ, the damping update and the
+recorded α all use the clipped α. ``lr_clipping=None`` turns it off.
 
 Noise model. On the engine's problems the gradient noise is the problem's oracle
 g = ∇f + σ z (SPEC §1); f0, f1 and C are the exact (full) loss and curvature at
@@ -42,15 +49,17 @@ from .. import validation as check
 from .adamqlr_curvature import product_for
 
 CURVATURES = ("gauss_newton", "hessian")
+LR_CLIPPING = 0.1   # the authors' untuned configuration (AdamQLR_NoHPO), SPEC §7
 # hyperparameter vector layout for the kernel
-_B1, _B2, _EPS, _LAM0, _DEC, _INC, _AMAX, _LMIN = range(8)
+_B1, _B2, _EPS, _LAM0, _DEC, _INC, _CLIP, _LMIN = range(8)
 # per-step record layout
 FIELDS = ("loss", "loss_new", "alpha", "damping", "rho", "gtd", "dcd")
 _F0, _F1, _ALPHA, _LAM, _RHO, _GTD, _DCD = range(len(FIELDS))
 
 
-def check_hyperparameters(betas, eps, damping, omega_dec, omega_inc, alpha_max, damping_min):
-    """Validate AdamQLR's hyperparameters; returns a dict of floats (α_max = inf when None)."""
+def check_hyperparameters(betas, eps, damping, omega_dec, omega_inc, lr_clipping, damping_min):
+    """Validate AdamQLR's hyperparameters; returns a dict of floats (``lr_clipping`` = inf
+    when None)."""
     try:
         b1, b2 = (float(b) for b in betas)
     except (TypeError, ValueError):
@@ -64,23 +73,25 @@ def check_hyperparameters(betas, eps, damping, omega_dec, omega_inc, alpha_max, 
     if not omega_dec < 1.0 < omega_inc:
         raise ValueError(f"need `omega_dec` < 1 < `omega_inc`, got omega_dec={omega_dec!r}, "
                          f"omega_inc={omega_inc!r}")
-    alpha_max = math.inf if alpha_max is None else check.positive_float(alpha_max, "alpha_max")
+    lr_clipping = (math.inf if lr_clipping is None
+                   else check.positive_float(lr_clipping, "lr_clipping"))
     if isinstance(damping_min, bool) or not isinstance(damping_min, numbers.Real) \
             or not 0.0 <= damping_min < math.inf:
         raise ValueError(f"`damping_min` must be a finite number >= 0, got {damping_min!r}")
     return dict(betas=(b1, b2), eps=eps, damping=damping, omega_dec=omega_dec,
-                omega_inc=omega_inc, alpha_max=alpha_max, damping_min=float(damping_min))
+                omega_inc=omega_inc, lr_clipping=lr_clipping, damping_min=float(damping_min))
 
 
 @njit(inline="always")
-def qlr_alpha(gtd, dcd, dtd, damping, alpha_max):
-    """(α, A): α = b/A with A = dᵀCd + λ dᵀd, clipped to |α| ≤ α_max; α = 0 when A = 0."""
+def qlr_alpha(gtd, dcd, dtd, damping, lr_clipping):
+    """(α, A): α = b/A with A = dᵀCd + λ dᵀd, then clip(α, −c, c) with c = ``lr_clipping``
+    (inf: none); α = 0 when A = 0."""
     a = dcd + damping * dtd
     if a == 0.0:
         return 0.0, a
     alpha = gtd / a
-    if abs(alpha) > alpha_max:
-        alpha = math.copysign(alpha_max, alpha)
+    if abs(alpha) > lr_clipping:
+        alpha = math.copysign(lr_clipping, alpha)
     return alpha, a
 
 
@@ -146,7 +157,7 @@ def _adamqlr_paths(loss, grad, stochastic_grad, curvature_vp, noisy, params, x0,
                 gtd += g[i] * dv[i]
                 dcd += dv[i] * cd[i]
                 dtd += dv[i] * dv[i]
-            alpha, a = qlr_alpha(gtd, dcd, dtd, lam, hyper[_AMAX])
+            alpha, a = qlr_alpha(gtd, dcd, dtd, lam, hyper[_CLIP])
             for i in range(d):
                 x[i] -= alpha * dv[i]
             f1 = loss(x, params)
@@ -206,7 +217,7 @@ class AdamQLRResult:
 
 def adamqlr_run(problem, x0, n_steps, *, n_paths=1, seed=0, noisy=True, curvature="gauss_newton",
                 betas=(0.9, 0.999), eps=1e-8, damping=1e-3, omega_dec=0.5, omega_inc=2.0,
-                alpha_max=None, damping_min=1e-8, save_path=False):
+                lr_clipping=LR_CLIPPING, damping_min=1e-8, save_path=False):
     """Run AdamQLR ``n_paths`` times independently on ``problem`` (equations: module docstring).
 
     Parameters
@@ -224,8 +235,9 @@ def adamqlr_run(problem, x0, n_steps, *, n_paths=1, seed=0, noisy=True, curvatur
     curvature : {"gauss_newton", "hessian"}
         Default Gauss–Newton, the untuned setting of SPEC §7 (the two coincide on
         quadratics, least squares and logistic regression).
-    betas, eps, damping, omega_dec, omega_inc, alpha_max, damping_min
-        As :class:`~sde_engine.optimizers.adamqlr_torch.AdamQLR`; ``damping`` is λ0.
+    betas, eps, damping, omega_dec, omega_inc, lr_clipping, damping_min
+        As :class:`~sde_engine.optimizers.adamqlr_torch.AdamQLR`; ``damping`` is λ0,
+        ``lr_clipping`` the bound c of |α| (default 0.1, None for none).
     save_path : bool
         Keep every iterate (memory n_paths·(n_steps+1)·d floats).
 
@@ -239,12 +251,13 @@ def adamqlr_run(problem, x0, n_steps, *, n_paths=1, seed=0, noisy=True, curvatur
     for flag, name in ((noisy, "noisy"), (save_path, "save_path")):
         if not isinstance(flag, bool):
             raise ValueError(f"`{name}` must be True or False, got {flag!r}")
-    hp = check_hyperparameters(betas, eps, damping, omega_dec, omega_inc, alpha_max, damping_min)
+    hp = check_hyperparameters(betas, eps, damping, omega_dec, omega_inc, lr_clipping,
+                               damping_min)
     product = curvature_product(problem, curvature)
     x0 = np.ascontiguousarray(np.broadcast_to(
         check.initial_state(x0, problem.dim, n_paths), (n_paths, problem.dim)))
     hyper = np.array([hp["betas"][0], hp["betas"][1], hp["eps"], hp["damping"],
-                      hp["omega_dec"], hp["omega_inc"], hp["alpha_max"], hp["damping_min"]])
+                      hp["omega_dec"], hp["omega_inc"], hp["lr_clipping"], hp["damping_min"]])
     x_out = np.empty((n_paths, problem.dim))
     record = np.empty((n_paths, n_steps, len(FIELDS)))
     path = np.empty((n_paths, n_steps + 1, problem.dim) if save_path else (0, 0, 0))

@@ -46,7 +46,8 @@ Curvature (``curvature=``)
     whole loss (reverse-over-reverse; H is symmetric); may be negative.
 """
 from ..validation import choice
-from .adamqlr import CURVATURES, check_hyperparameters, qlr_alpha, qlr_damping, qlr_rho
+from .adamqlr import (CURVATURES, LR_CLIPPING, check_hyperparameters, qlr_alpha, qlr_damping,
+                      qlr_rho)
 
 
 def _import_torch():
@@ -81,7 +82,8 @@ def _make_optimizer_class():
             f0, g = f(θ), ∇f(θ)
             m ← β1 m + (1−β1) g ;  v ← β2 v + (1−β2) g²
             d = (m / (1−β1^k)) / (sqrt(v / (1−β2^k)) + ε)        (no learning rate)
-            A = dᵀCd + λ dᵀd ;  b = gᵀd ;  α = b / A  (|α| ≤ α_max if set; α = 0 if A = 0)
+            A = dᵀCd + λ dᵀd ;  b = gᵀd ;  α = b / A  (α = 0 if A = 0)
+            α ← clip(α, −c, c)                                   (c = lr_clipping)
             θ ← θ − α d
             f1 = f(θ) ;  ρ = (f1 − f0) / (½ α² A − α b)
             λ ← ω_dec λ if ρ > 3/4 ;  λ ← ω_inc λ if ρ < 1/4 ;  λ ← max(λ, λ_min) ;
@@ -97,8 +99,10 @@ def _make_optimizer_class():
             Initial damping λ0.
         omega_dec, omega_inc : float, default 0.5, 2.0
         curvature : {"gauss_newton", "hessian"}, default "gauss_newton"
-        alpha_max : float or None, default None
-            Clip |α| ≤ α_max; None (default) is no clipping.
+        lr_clipping : float or None, default 0.1
+            c in α ← clip(α, −c, c): |α| ≤ c with the sign kept (a negative α is
+            clipped to ≥ −c); ρ and the damping use the clipped α. 0.1 is the
+            authors' untuned configuration (SPEC §7); None turns clipping off.
         damping_min : float, default 1e-8
             Floor of λ.
 
@@ -112,9 +116,9 @@ def _make_optimizer_class():
 
         def __init__(self, params, *, betas=(0.9, 0.999), eps=1e-8, damping=1e-3,
                      omega_dec=0.5, omega_inc=2.0, curvature="gauss_newton",
-                     alpha_max=None, damping_min=1e-8):
+                     lr_clipping=LR_CLIPPING, damping_min=1e-8):
             defaults = check_hyperparameters(betas, eps, damping, omega_dec, omega_inc,
-                                             alpha_max, damping_min)
+                                             lr_clipping, damping_min)
             defaults["curvature"] = choice(curvature, "curvature", CURVATURES)
             super().__init__(params, defaults)
             if len(self.param_groups) != 1:
@@ -166,7 +170,7 @@ def _make_optimizer_class():
 
             dcd = float(self._curvature(group["curvature"], params, directions, model_fn, loss_fn))
             lam = gstate["damping"]
-            alpha, a = qlr_alpha(gtd, dcd, dtd, lam, group["alpha_max"])
+            alpha, a = qlr_alpha(gtd, dcd, dtd, lam, group["lr_clipping"])
             alpha, a = float(alpha), float(a)
             with torch.no_grad():
                 torch._foreach_add_(params, directions, alpha=-alpha)
