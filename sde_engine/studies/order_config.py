@@ -25,7 +25,8 @@ ALGORITHMS = ("sgd", "rmsprop", "adam")
 PROBLEMS = ("quadratic",)
 NOISES = ("gaussian", "rademacher", "skewed")
 TESTS = ("theta1", "theta_sq", "loss", "theta1_cubed")
-REFERENCES = ("auto", "exact", "simulate")
+REFERENCES = ("auto", "exact", "simulate", "extrapolated")
+ESTIMATORS = ("independent", "coupled", "auto")
 SDE_METHODS = ("euler_maruyama",)
 GRID_RTOL = 1e-9
 
@@ -60,14 +61,28 @@ class OrderConfig:
     seed : int
     tests : tuple of str
         Test functions φ: θ₁, ‖θ‖², f(θ), θ₁³.
-    reference : {"auto", "exact", "simulate"}
-        SDE value E φ(X_T): exact moments (quadratic, constant Σ) or simulation.
+    reference : {"auto", "exact", "simulate", "extrapolated"}
+        SDE value E φ(X_T): exact moments (quadratic, constant Σ), simulation
+        (Euler–Maruyama at dt, own bias reported from dt vs 2dt), or the
+        Richardson (Talay–Tubaro) extrapolation 2 E φ(X^dt) − E φ(X^2dt) on
+        coupled paths (bias O(dt²)). "auto": exact where it applies, else
+        simulate; with the coupled estimator, extrapolated.
     sde_dt : float or None
         Step of the simulated reference (default: the smallest step h / 4).
     sde_paths : int or None
         Paths of the simulated reference (default ``paths``).
     chunk_paths : int
         Paths per unit of work (each chunk has its own ``path_offset``).
+    estimator : {"independent", "coupled", "auto"}
+        "independent": discrete runs and SDE reference on separate paths.
+        "coupled": each discrete run and the SDE (``sde_substeps`` Euler–Maruyama
+        steps per discrete step) on one Brownian path, the weak error being the
+        mean of φ(θ_k) − φ(X_{kh}) (:mod:`sde_engine.studies.coupled`); needs
+        Gaussian noise and a simulated or extrapolated reference. "auto":
+        coupled where that applies, else independent (the record says why).
+    sde_substeps : int
+        m, even ≥ 2: SDE sub-steps per discrete step of the coupled estimator
+        (its bias check and extrapolation use m/2).
     control_variate : bool
         RMSprop only: estimate E φ(x_k) with the exact-mean control variate of
         :mod:`sde_engine.studies.control_variate` (same expectation, far smaller
@@ -99,6 +114,8 @@ class OrderConfig:
     sde_paths: Optional[int] = None
     chunk_paths: int = 262_144
     control_variate: bool = True
+    estimator: str = "independent"
+    sde_substeps: int = 4
     title: str = ""
 
     def as_dict(self):
@@ -149,11 +166,11 @@ VECTOR_KEYS = ("curvature", "noise_cov", "u0", "theta0")
 
 def key_kind(name):
     """Value kind of a key: 'str', 'bool', 'int', 'float', 'floats', 'strs'."""
-    if name in ("algorithm", "problem", "noise", "reference", "title"):
+    if name in ("algorithm", "problem", "noise", "reference", "estimator", "title"):
         return "str"
     if name in ("bias_correction", "control_variate"):
         return "bool"
-    if name in ("dim", "paths", "seed", "sde_paths", "chunk_paths"):
+    if name in ("dim", "paths", "seed", "sde_paths", "chunk_paths", "sde_substeps"):
         return "int"
     if name in VECTOR_KEYS or name == "lrs":
         return "floats"
@@ -213,10 +230,11 @@ def build_config(values):
     _choice(v, "problem", PROBLEMS)
     _choice(v, "noise", NOISES)
     _choice(v, "reference", REFERENCES)
+    _choice(v, "estimator", ESTIMATORS)
     for k in ("bias_correction", "control_variate"):
         if k in v and not isinstance(v[k], bool):
             raise ValueError(f"`{k}` must be true or false, got {v[k]!r}")
-    for k in ("dim", "paths", "chunk_paths", "sde_paths"):
+    for k in ("dim", "paths", "chunk_paths", "sde_paths", "sde_substeps"):
         if k in v:
             v[k] = _int(v[k], k, minimum=1)
     if "seed" in v:
@@ -284,7 +302,9 @@ def _check_algorithm(cfg):
                     f"{1 / math.sqrt(c):.4g} or a smaller {name}")
         if cfg.n_steps(lr) < 1:
             raise ValueError(f"`horizon` {cfg.horizon:g} is shorter than one step at lr {lr:g}")
-    if cfg.sde_dt is not None or cfg.reference == "simulate":
+    _check_estimator(cfg)
+    if cfg.estimator != "coupled" and (cfg.sde_dt is not None
+                                       or cfg.reference in ("simulate", "extrapolated")):
         dt = cfg.reference_dt()
         for lr in cfg.lrs:
             t = cfg.sde_time(lr)
@@ -292,6 +312,26 @@ def _check_algorithm(cfg):
             if abs(k - round(k)) > GRID_RTOL * max(k, 1.0):
                 raise ValueError(f"`sde_dt` {dt:g}: twice it must divide the compared "
                                  f"SDE time {t:g} of lr {lr:g} into whole steps")
+
+
+def _check_estimator(cfg):
+    if cfg.sde_substeps % 2:
+        raise ValueError(f"`sde_substeps` must be even (the coupled estimator's coarse SDE "
+                         f"takes sde_substeps/2 steps), got {cfg.sde_substeps}")
+    if cfg.estimator != "coupled":
+        return
+    if cfg.noise != "gaussian":
+        raise ValueError(f"`estimator` = 'coupled' needs Gaussian noise: {cfg.noise!r} noise "
+                         f"has no pathwise coupling with the Brownian motion; use "
+                         f"'independent' (or 'auto', which falls back to it)")
+    if cfg.reference == "exact":
+        raise ValueError("`estimator` = 'coupled' compares with the SDE simulated on the same "
+                         "path: `reference` must be 'simulate', 'extrapolated' or 'auto', "
+                         "got 'exact'")
+    for key in ("sde_dt", "sde_paths"):
+        if getattr(cfg, key) is not None:
+            raise ValueError(f"`{key}` does not apply to the coupled estimator (its SDE runs "
+                             f"on the discrete paths with `sde_substeps` steps per step)")
 
 
 def _choice(v, key, options):

@@ -21,6 +21,14 @@ with :func:`~sde_engine.analysis.fit_log_model`, saying which the data prefer.
   (offset :data:`REFERENCE_OFFSET`). The simulated reference reports its own
   bias, estimated on coupled paths as E[φ(X^{dt}) − φ(X^{2dt})] (weak order 1:
   the error of the fine run is about that difference).
+* Coupled estimator (``estimator = "coupled"``, or ``"auto"`` with Gaussian
+  noise): each chunk runs the discrete algorithm and the SDE on one Brownian
+  path (:func:`coupled_chunk`, :mod:`.coupled`); the weak error is the mean of
+  φ(θ_k) − φ(X_{kh}) over paths, with the SDE extrapolated (default) or at
+  dt = h/``sde_substeps``; the record holds the variance-reduction factor
+  measured on the run.
+* ``reference = "extrapolated"`` (independent estimator): the simulated
+  reference is 2 E φ(X^dt) − E φ(X^2dt) on coupled paths, with its stderr.
 * The weak error's standard error combines both sides (independent streams).
   Points with |e| < 3 stderr are flagged and left out of the fits.
 * Checkpoints: after every chunk the point's file in ``DIR/checkpoint/`` is
@@ -46,10 +54,13 @@ from numba import njit
 from solvers.rng import STREAMS_VERSION
 
 from ..analysis import compare_fits, fit_log_model, fit_order
+from ..coupled import coupled_weak_error, theta_observables
 from .checkpoints import PointStore  # noqa: F401  (re-exported)
+from .coupled import coupled_points, resolve_estimator
 from .order_config import NON_NUMERIC_KEYS
 from .progress import Progress
 from .results import write_csv, write_json
+from .units import evaluate
 from .statistics import Moments, chunk_bounds
 
 # Path indices of the simulated SDE reference start here: disjoint from the discrete runs.
@@ -132,16 +143,11 @@ def phi_observer(loss, n_blocks):
 
     One per (problem loss, state blocks); ``params`` are the problem's.
     """
+    phi = theta_observables(loss)
+
     @njit
     def observe(k, x, params, out):
-        d = x.shape[0] // n_blocks
-        sq = 0.0
-        for i in range(d):
-            sq += x[i] * x[i]
-        out[0] = x[0]
-        out[1] = sq
-        out[2] = loss(x[:d], params)
-        out[3] = x[0] * x[0] * x[0]
+        phi(x[:x.shape[0] // n_blocks], params, out)
 
     return observe
 
@@ -207,11 +213,26 @@ def _controlled_chunk(cfg, lr, path_offset, n_paths, cols):
                                  sol.n_used)
 
 
+def coupled_chunk(cfg, lr, path_offset, n_paths):
+    """Coupled discrete/SDE moments over runs [path_offset, path_offset + n_paths).
+
+    Shape (6, n_tests), rows :data:`sde_engine.coupled.QUANTITIES` (see
+    :mod:`.coupled`); run i and its SDE share the stream (seed, i).
+    """
+    cols = [PHI_COLUMNS.index(t) for t in cfg.tests]
+    result = coupled_weak_error(
+        build_problem(cfg, lr), build_optimizer(cfg, lr), np.asarray(cfg.theta0),
+        cfg.n_steps(lr), n_paths, substeps=cfg.sde_substeps, seed=cfg.seed,
+        v0=initial_v(cfg, lr), path_offset=path_offset, on_divergence="raise")
+    m = result.moments()
+    return Moments(m.count, m.mean[:, cols], m.m2[:, cols])
+
+
 def reference_chunk(cfg, lrs, path_offset, n_paths):
     """Simulated SDE reference on one chunk, at the SDE times of ``lrs``.
 
-    Returns Moments of shape (n_times, 2·n_tests): [φ(X^dt_t), φ(X^dt_t) − φ(X^2dt_t)]
-    on coupled paths (same Brownian path at resolution dt).
+    Returns Moments of shape (n_times, 3·n_tests): [φ(X^dt_t), φ(X^dt_t) − φ(X^2dt_t),
+    2φ(X^dt_t) − φ(X^2dt_t)] on coupled paths (same Brownian path at resolution dt).
     """
     from ..simulate import simulate
 
@@ -230,12 +251,12 @@ def reference_chunk(cfg, lrs, path_offset, n_paths):
     for x in lrs:
         i = times.index(cfg.sde_time(x))
         f, c = phi_values(cfg, fine[i]), phi_values(cfg, coarse[i])
-        rows.append(np.concatenate([f, f - c], axis=1))
+        rows.append(np.concatenate([f, f - c, 2 * f - c], axis=1))
     return Moments.of(np.stack(rows, axis=1))
 
 
 def use_exact_reference(cfg):
-    if cfg.reference == "simulate":
+    if cfg.reference in ("simulate", "extrapolated") or resolve_estimator(cfg)[0] == "coupled":
         return False
     return cfg.problem == "quadratic"     # linear-Gaussian SDE: exact moments apply
 
@@ -275,7 +296,7 @@ class InProcess:
 
     def __call__(self, fn, cfg, units):
         for unit in units:
-            yield unit, fn(cfg, *unit)
+            yield unit, evaluate(fn, cfg, unit)
 
 
 # ---- the study ---------------------------------------------------------------------------
@@ -326,11 +347,12 @@ def run_order_study(cfg, out_dir=None, *, evaluator=None, reference=None,
         files are then not written.
     """
     start = time.perf_counter()
-    evaluator = evaluator or discrete_chunk
+    coupled = evaluator is None and resolve_estimator(cfg)[0] == "coupled"
+    evaluator = evaluator or (coupled_chunk if coupled else discrete_chunk)
     store = PointStore(out_dir)
     key = fingerprint(cfg)
     bounds = chunk_bounds(cfg.paths, cfg.chunk_paths)
-    done = {lr: store.load(point_name(lr), key) for lr in cfg.lrs}
+    done = {lr: store.load(point_name(lr), key, bounds) for lr in cfg.lrs}
     from_checkpoint = sum(len(done[lr]) == len(bounds) for lr in cfg.lrs)
     work = sum(cfg.paths * cfg.n_steps(lr) for lr in cfg.lrs)
     already = sum(sum(m.count for m in chunks.values()) * cfg.n_steps(lr)
@@ -344,7 +366,7 @@ def run_order_study(cfg, out_dir=None, *, evaluator=None, reference=None,
     try:
         for (lr, off, n), moments in executor(evaluator, cfg, units):
             done[lr][off] = moments
-            store.save(point_name(lr), key, done[lr],
+            store.append(point_name(lr), key, off, moments,
                        dict(lr=lr, n_steps=cfg.n_steps(lr), paths=cfg.paths))
             n_done += 1
             bar.advance(n * cfg.n_steps(lr), note=f"{n_done}/{n_all} chunks")
@@ -353,12 +375,15 @@ def run_order_study(cfg, out_dir=None, *, evaluator=None, reference=None,
     if len(chosen) < len(pending):
         return OrderResult(dict(config=cfg.as_dict()), complete=False)
     discrete = [Moments.merge(done[lr][off] for off, _ in bounds) for lr in cfg.lrs]
-    if reference is not None:
+    errors = None
+    if coupled:
+        discrete, refs, errors = coupled_points(cfg, discrete)
+    elif reference is not None:
         refs = [(*reference(cfg, lr), "given") for lr in cfg.lrs]
     else:
         refs = sde_reference(cfg, store, executor)
     record = assemble(cfg, discrete, refs, wall_s=time.perf_counter() - start,
-                      workers=executor.workers)
+                      workers=executor.workers, coupled=errors)
     record["points_from_checkpoint"] = from_checkpoint     # their time is not in wall_s
     if out_dir is not None:
         write_outputs(record, out_dir, plot=plot)
@@ -382,27 +407,38 @@ def sde_reference(cfg, store=None, executor=None):
     executor = executor or InProcess()
     paths = cfg.sde_paths or cfg.paths
     dt = cfg.reference_dt()
-    method = f"Euler–Maruyama, dt = {dt:.4g}, {paths} paths"
+    extrapolated = cfg.reference == "extrapolated"
+    method = f"Euler–Maruyama, dt = {dt:.4g}, {paths} paths" + (
+        ", extrapolated 2·φ(X^dt) − φ(X^2dt)" if extrapolated else "")
     # RMSprop/Adam: one SDE for every η (fixed constants); SGD: one SDE per η
     groups = [[lr] for lr in cfg.lrs] if cfg.algorithm == "sgd" else [list(cfg.lrs)]
     out = {}
     for group in groups:
         name = "reference" + (f"_{point_name(group[0])}" if cfg.algorithm == "sgd" else "")
-        key = fingerprint(cfg, extra=[dt, paths, group])
+        key = fingerprint(cfg, extra=[dt, paths, group, "with extrapolation"])
         bounds = chunk_bounds(paths, cfg.chunk_paths)
-        chunks = store.load(name, key)
+        chunks = store.load(name, key, bounds)
         units = [(group, off, size) for off, size in bounds if off not in chunks]
         for (_, off, _), moments in executor(reference_chunk, cfg, units):
             chunks[off] = moments
-            store.save(name, key, chunks, dict(sde_dt=dt, paths=paths, lrs=group))
+            store.append(name, key, off, moments, dict(sde_dt=dt, paths=paths, lrs=group))
         m = Moments.merge(chunks[off] for off, _ in bounds)
         for i, lr in enumerate(group):
-            out[lr] = (m.mean[i, :n], m.stderr[i, :n], np.abs(m.mean[i, n:]), method)
+            if extrapolated:     # bias O(dt²); the removed first-order bias is not reported
+                out[lr] = (m.mean[i, 2 * n:], m.stderr[i, 2 * n:], np.zeros(n), method)
+            else:
+                out[lr] = (m.mean[i, :n], m.stderr[i, :n], np.abs(m.mean[i, n:2 * n]), method)
     return [out[lr] for lr in cfg.lrs]
 
 
-def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1):
-    """The result record (order.json) from merged discrete moments and references."""
+def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1, coupled=None):
+    """The result record (order.json) from merged discrete moments and references.
+
+    ``coupled``: per learning rate, the errors of the coupled estimator
+    (:func:`.coupled.coupled_points`), which replace disc − ref and the combined
+    independent stderr; the points then also hold ``variance_reduction`` and
+    ``sde_bias``.
+    """
     lrs = np.array(cfg.lrs)
     h = np.array([cfg.step_size(lr) for lr in cfg.lrs])
     points, fits, notes = {}, {}, []
@@ -414,11 +450,17 @@ def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1):
         bias = np.array([r[2][j] for r in refs])
         err = disc - ref
         se = np.sqrt(disc_se**2 + ref_se**2)
+        extra = {}
+        if coupled is not None:
+            err = np.array([c["error"][j] for c in coupled])
+            se = np.array([c["stderr"][j] for c in coupled])
+            extra = {key: np.array([c[key][j] for c in coupled])
+                     for key in ("variance_reduction", "sde_bias", "sde_bias_stderr")}
         fit_lr = fit_order(lrs, err, se, floor_sigmas=FLOOR_SIGMAS)
         fit_h = fit_order(h, err, se, floor_sigmas=FLOOR_SIGMAS)
         points[test] = dict(discrete=disc, discrete_stderr=disc_se, reference=ref,
                             reference_stderr=ref_se, reference_bias=bias, error=err, stderr=se,
-                            below_noise=fit_lr.below_noise)
+                            below_noise=fit_lr.below_noise, **extra)
         # order 1 in h is η² for RMSprop/Adam (h = η²), η for SGD
         fit_log = fit_log_model(lrs, err, se, power=1.0 if cfg.algorithm == "sgd" else 2.0,
                                 floor_sigmas=FLOOR_SIGMAS)
@@ -433,8 +475,19 @@ def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1):
         if np.any(bias > 0) and used.any() and np.max(bias) > 0.1 * np.min(np.abs(err[used])):
             notes.append(f"E {test}: the simulated reference's own bias estimate "
                          f"({np.max(bias):.2e}) exceeds 10% of the smallest fitted error; "
-                         f"lower sde_dt")
+                         f"lower sde_dt (coupled estimator: raise sde_substeps, or use "
+                         f"reference = 'extrapolated')")
     algo = cfg.algorithm + (" (bias-corrected)" if cfg.bias_correction else "")
+    kind, why = resolve_estimator(cfg)
+    if why:
+        notes.append(why)
+    if coupled is not None:
+        estimator = (f"coupled: discrete runs and SDE on one Brownian path "
+                     f"({cfg.sde_substeps} SDE steps per discrete step)")
+    elif uses_control_variate(cfg):
+        estimator = "independent, control variate (sde_engine.studies.control_variate)"
+    else:
+        estimator = "independent, plain mean over runs"
     return dict(
         study="weak_order", title=cfg.title or f"{algo} vs its SDE: {cfg.noise} noise, "
                                                  f"d = {len(cfg.theta0)}, {cfg.paths} paths",
@@ -443,8 +496,7 @@ def assemble(cfg, discrete, refs, wall_s=float("nan"), workers=1):
         tests=list(cfg.tests), labels={t: TEST_LABELS[t] for t in cfg.tests},
         points=points, fits=fits,
         reference=dict(method=refs[0][3], exact=use_exact_reference(cfg)),
-        estimator="control variate (sde_engine.studies.control_variate)"
-        if uses_control_variate(cfg) else "plain mean over runs",
+        estimator=estimator, estimator_kind="coupled" if coupled is not None else "independent",
         paths=cfg.paths, chunks=len(chunk_bounds(cfg.paths, cfg.chunk_paths)),
         workers=workers, wall_s=wall_s, notes=notes)
 
@@ -474,16 +526,21 @@ def write_outputs(record, out_dir, plot=True):
 def format_table(record):
     """Plain-text table of a weak-order record: one block per test function."""
     lines = [record.get("title", "")]
+    if "estimator" in record:
+        lines.append(f"estimator: {record['estimator']}")
     for test in record["tests"]:
         p = record["points"][test]
         lines.append(f"\nE {TEST_LABELS.get(test, test)}   (reference: {record['reference']['method']})")
+        vrf = p.get("variance_reduction")
         lines.append(f"{'lr':>8} {'h':>10} {'steps':>7} {'discrete':>12} {'reference':>12} "
-                     f"{'weak error':>11} {'stderr':>9}")
+                     f"{'weak error':>11} {'stderr':>9}"
+                     + ("" if vrf is None else f" {'SDE bias':>10} {'var. red.':>9}"))
         for i, lr in enumerate(record["lrs"]):
             flag = "  < noise floor" if p["below_noise"][i] else ""
+            more = "" if vrf is None else f" {p['sde_bias'][i]:10.2e} {vrf[i]:8.0f}x"
             lines.append(f"{lr:8.4g} {record['h'][i]:10.4g} {record['n_steps'][i]:7d} "
                          f"{p['discrete'][i]:12.6g} {p['reference'][i]:12.6g} "
-                         f"{p['error'][i]:11.3e} {p['stderr'][i]:9.2e}{flag}")
+                         f"{p['error'][i]:11.3e} {p['stderr'][i]:9.2e}{more}{flag}")
         for label, key in (("vs log lr", "vs_lr"), ("vs log h ", "vs_h")):
             f = record["fits"][test][key]
             lines.append(f"  order {label}: {_num(f['order'])}  95% CI "
