@@ -46,7 +46,8 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         Number of paths.
     method : str
         A scheme of :data:`solvers.registry.SCHEMES` (``"euler_maruyama"``,
-        ``"milstein"``).
+        ``"milstein"``, ``"weak2"``: weak order 2 with three-point increments,
+        whose saved W is its own three-point walk).
     seed : int
         Path ``i`` uses the random stream ``(seed, path_offset + i)``.
     save_at : array_like, optional
@@ -137,7 +138,7 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
 
     run = _compiled_driver(sde, scheme, obs_fn, n_obs, refine > 1, bool(save_brownian))
     m = sde.noise_dim
-    setup = (t0, dt, refine, m, math.sqrt(dt / refine))
+    setup = (t0, dt, refine, m, math.sqrt(dt / refine), scheme.draws_per_step(sde))
     with numba_threads(n_threads):
         out = run_paths(run, x0, n_steps, steps, sde.params, setup, seed, path_offset,
                         n_paths, n_obs, save_x=bool(save_paths),

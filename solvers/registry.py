@@ -7,7 +7,12 @@ schemes and orders in ``tests/test_scheme_orders.py``.
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
-from . import euler_maruyama, milstein
+from . import euler_maruyama, milstein, weak2
+
+
+def brownian_draws(sde):
+    """One N(0, dt) draw per Brownian dimension and step (the Gaussian schemes)."""
+    return sde.noise_dim
 
 
 @dataclass(frozen=True)
@@ -18,8 +23,11 @@ class Scheme:
     ----------
     name : str
         Registry key, e.g. ``"euler_maruyama"``.
-    strong_order, weak_order : float
-        Orders of convergence in the step size for smooth coefficients.
+    strong_order : float or None
+        Strong order for smooth coefficients; None for a scheme whose
+        increments are not the Brownian path's (no strong convergence).
+    weak_order : float
+        Weak order for smooth coefficients.
     noise_types : tuple of str
         Noise structures the kernel supports (``"diagonal"``, ``"general"``).
     make_step : callable
@@ -27,15 +35,20 @@ class Scheme:
         ``step(t, dt, x, dW, params, work, x_new)``.
     torchsde_method : str or None
         Name of the matching ``torchsde.sdeint`` method, if any.
+    draws_per_step : callable
+        ``draws_per_step(sde) -> int``: N(0, dt) draws a step takes from the
+        path's stream (``dW`` of that length; the first ``noise_dim`` are the
+        Brownian increment).
     """
 
     name: str
-    strong_order: float
+    strong_order: Optional[float]
     weak_order: float
     noise_types: Tuple[str, ...]
     make_step: Callable
     torchsde_method: Optional[str] = None
     description: str = ""
+    draws_per_step: Callable = brownian_draws
 
 
 SCHEMES = {
@@ -49,6 +62,13 @@ SCHEMES = {
         noise_types=("diagonal",), make_step=milstein.make_step,
         torchsde_method="milstein",
         description="EM + 1/2 g g' (dW^2 - dt); derivative-free RK form without diffusion_dx"),
+    "weak2": Scheme(
+        name="weak2", strong_order=None, weak_order=2.0,
+        noise_types=("diagonal", "general"), make_step=weak2.make_step,
+        draws_per_step=weak2.draws_per_step,
+        description="Platen's explicit weak order 2.0 scheme (Kloeden & Platen 15.1), "
+                    "derivative-free, three-point increments and two-point Levy-area "
+                    "surrogates; diagonal noise coordinate-wise"),
 }
 
 

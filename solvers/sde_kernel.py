@@ -1,14 +1,20 @@
 """The SDE path kernel: one step of a fixed-step scheme on Brownian increments.
 
 Plugs a scheme's ``step`` into the generic loop of :mod:`solvers.driver`.
-``setup = (t0, dt, refine, noise_dim, sqrt_fine_dt)``: step k runs
+``setup = (t0, dt, refine, noise_dim, sqrt_fine_dt, n_draws)``: step k runs
 from t0 + (k−1) dt to t0 + k dt on the increment ΔW made of ``refine`` fine
 increments of size dt/refine, summed in order (fine-step-major), so that runs
 with different dt and the same fine size see the same Brownian path.
+ΔW has ``n_draws`` ≥ noise_dim entries: the first noise_dim drive the SDE,
+the others are extra N(0, dt) variables a scheme may ask for
+(:attr:`solvers.registry.Scheme.draws_per_step`), e.g. to build discrete
+increments; for Euler–Maruyama n_draws = noise_dim.
 The fine increments are the path's block normal sequence
 (:func:`solvers.rng.fill_normal_block`) in order, drawn for up to
 :data:`BLOCK_NORMALS` of them at a time before the steps that use them.
-``record`` writes the Brownian path W (shape (noise_dim,)) when ``save_w``;
+``record`` writes W (shape (noise_dim,)) when ``save_w``: the sum of the
+first noise_dim entries of ΔW as the step left them (a scheme with discrete
+increments writes them there, so W is the walk it was driven by);
 ``observe`` calls the user's ``observables(t, x, params, out)`` at
 t = t0 + k dt.
 """
@@ -47,12 +53,12 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
 
     @njit(inline="always")
     def steps_per_block(setup):
-        return max(1, BLOCK_NORMALS // (setup[2] * setup[3]))
+        return max(1, BLOCK_NORMALS // (setup[2] * setup[5]))
 
     @njit
     def new_work(d, setup):
-        m = setup[3]
-        dW = np.empty(m)
+        m, n = setup[3], setup[5]
+        dW = np.empty(n)
         W = np.empty(m)
         f = np.empty(d)
         x_aux = np.empty(d)
@@ -62,7 +68,7 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
         else:
             g = np.empty((d, m))
             g_aux = np.empty((d, m))
-        block = steps_per_block(setup) * setup[2] * m
+        block = steps_per_block(setup) * setup[2] * n
         return (dW, W, (f, g, g_aux, x_aux), np.empty(block),
                 np.empty(block, dtype=np.int64), np.empty(block, dtype=np.uint64))
 
@@ -70,7 +76,7 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
     def draw_block(n_steps, rng, work, setup):
         # unrefined increments are drawn scaled; fine ones are summed first
         scale = 1.0 if refined else setup[4]
-        fill_normal_block(rng, work[3], n_steps * setup[2] * setup[3], scale, work[4], work[5])
+        fill_normal_block(rng, work[3], n_steps * setup[2] * setup[5], scale, work[4], work[5])
 
     @njit(inline="always")
     def start_path(work, setup):
@@ -81,29 +87,29 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
         # Index `work` for the arrays this step uses instead of unpacking it:
         # every array unpacked here costs a reference-count update per step
         # (6% of the Euler–Maruyama throughput). Scalars cost nothing.
-        t0, dt, refine, m, sqrt_fine_dt = setup
+        t0, dt, refine, m, sqrt_fine_dt, n = setup
         dW = work[0]
         normals = work[3]
         if not refined:
-            # i * m, not i * refine * m with refine = 1: the run-time factor
+            # i * n, not i * refine * n with refine = 1: the run-time factor
             # cost 12% of the Euler–Maruyama throughput
-            first = i * m
-            for j in range(m):
+            first = i * n
+            for j in range(n):
                 dW[j] = normals[first + j]
         else:
-            first = i * refine * m
-            for j in range(m):
+            first = i * refine * n
+            for j in range(n):
                 dW[j] = 0.0
             for r in range(refine):
-                for j in range(m):
-                    dW[j] += normals[first + r * m + j]
-            for j in range(m):
+                for j in range(n):
+                    dW[j] += normals[first + r * n + j]
+            for j in range(n):
                 dW[j] *= sqrt_fine_dt
+        step(t0 + (k - 1) * dt, dt, x, dW, params, work[2], x_new)
         if save_w:
             W = work[1]
             for j in range(m):
                 W[j] += dW[j]
-        step(t0 + (k - 1) * dt, dt, x, dW, params, work[2], x_new)
 
     @njit(inline="always")
     def observe(k, x, params, work, setup, out):
