@@ -18,7 +18,7 @@ The state is the optimizer's flat vector (θ, m, v) (see
 """
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from solvers.driver import PathKernel, make_driver, run_paths
 
@@ -29,6 +29,7 @@ from .problems.base import Problem
 from .simulate import (DIVERGENCE_POLICIES, apply_divergence_policy, check_n_threads,
                        check_saved_size, numba_threads, probe_observables)
 from .solution import Solution
+from .user_functions import as_dispatcher, float64_1d, user_code_errors
 
 
 _COMPILED = {}
@@ -129,7 +130,9 @@ def run_optimizer(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=Non
 
     run = _compiled_runner(problem, optimizer.update, user_obs)
     setup = (optimizer.hyper_for_run(n_steps), d, table)
-    with numba_threads(n_threads):
+    suspects = [] if user_obs is None else [("observables", as_dispatcher(user_obs), (
+        types.int64, float64_1d, float64_1d, float64_1d))]
+    with numba_threads(n_threads), user_code_errors(suspects):
         out = run_paths(run, state0, n_steps, steps, problem.params, setup, seed, run_offset,
                         n_runs, n_obs, save_x=bool(save_runs))
     tau = optimizer.time_per_step
@@ -160,7 +163,7 @@ def _check_problem_and_optimizer(problem, optimizer):
 def _initial_states(problem, optimizer, theta0, m0, v0, n_runs):
     """States at step 0 from ``theta0`` (d,) or (n_runs, d); shape (1 or n_runs, state_dim)."""
     d = problem.dim
-    theta0 = np.asarray(theta0, dtype=np.float64)
+    theta0 = check.numeric_array(theta0, "theta0")
     if theta0.shape not in ((d,), (n_runs, d)):
         raise ValueError(f"`theta0` must have shape ({d},) or (n_runs, {d}) = ({n_runs}, {d}) "
                          f"for {problem.name}, got shape {theta0.shape}")

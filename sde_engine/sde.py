@@ -9,12 +9,16 @@ Calling convention (the public contract for user functions)::
 ``t`` is a float, ``params`` a float64 array of shape (n_params,). The functions
 write into ``out`` and return nothing. They are plain Python functions that the
 engine compiles with Numba (``numba.njit``); define them at module level so the
-compiled code is reused (a closure recompiles every time it is created).
+compiled code is reused (a closure recompiles every time it is created). What
+Numba cannot compile is reported by name, and ``simulate(..., check_bounds=True)``
+runs them bounds-checked (:mod:`sde_engine.user_functions`).
 """
 import numbers
 
 import numba
 import numpy as np
+
+from .user_functions import bounds_checked, sde_function_types
 
 NOISE_TYPES = ("diagonal", "general")
 
@@ -59,6 +63,24 @@ def jit_user_function(fn, name):
     if not callable(fn):
         raise ValueError(f"`{name}` must be a function (t, x, params, out), got {fn!r}")
     return fn, numba.njit(inline="always")(fn)
+
+
+def as_sde(sde):
+    """The :class:`SDE` to integrate: ``sde`` itself, or the ``.sde`` of an optimizer model.
+
+    Raises
+    ------
+    ValueError
+        When ``sde`` is neither.
+    """
+    if isinstance(sde, SDE):
+        return sde
+    inner = getattr(sde, "sde", None)
+    if isinstance(inner, SDE):        # an OptimizerSDE (sde_engine.models)
+        return inner
+    raise ValueError(
+        f"`sde` must be an SDE (sde_engine.SDE(drift, diffusion, dim)) or an optimizer model "
+        f"(e.g. sde_engine.sgd_sde(problem, lr)), got {sde!r}")
 
 
 class SDE:
@@ -107,12 +129,39 @@ class SDE:
             raise ValueError("`drift` and `diffusion` are both required")
         self.diffusion_dx, self.diffusion_dx_jit = jit_user_function(diffusion_dx, "diffusion_dx")
         self.name = name or getattr(drift, "__name__", "sde")
-        self._compiled = {}   # (scheme name, observables, n_obs) -> compiled driver
+        self._compiled = {}   # (scheme name, observables, ..., check_bounds) -> compiled driver
+        self._bounds_checked = None
 
     @property
     def diffusion_shape(self):
         """Shape of the array ``diffusion`` writes: (dim,) or (dim, noise_dim)."""
         return (self.dim,) if self.noise == "diagonal" else (self.dim, self.noise_dim)
+
+    def user_functions(self):
+        """``(label, dispatcher, argtypes)`` of each function the path loop inlines."""
+        found = [("drift", self.drift_jit, sde_function_types(1)),
+                 ("diffusion", self.diffusion_jit,
+                  sde_function_types(len(self.diffusion_shape)))]
+        if self.diffusion_dx_jit is not None:
+            found.append(("diffusion_dx", self.diffusion_dx_jit, sde_function_types(1)))
+        return found
+
+    def bounds_checked(self):
+        """This SDE with its functions compiled bounds-checked (made once, then shared).
+
+        The copy's ``drift_jit``/``diffusion_jit``/``diffusion_dx_jit`` are
+        :func:`sde_engine.user_functions.bounds_checked` forms, for the schemes'
+        ``make_step``; everything else is this SDE's.
+        """
+        if self._bounds_checked is None:
+            shapes = {"drift": (self.dim,), "diffusion": self.diffusion_shape,
+                      "diffusion_dx": (self.dim,)}
+            clone = object.__new__(SDE)
+            clone.__dict__.update(self.__dict__)
+            for label, fn, _ in self.user_functions():
+                setattr(clone, f"{label}_jit", bounds_checked(fn, label, shapes[label]))
+            self._bounds_checked = clone
+        return self._bounds_checked
 
     def with_params(self, params):
         """A copy of this SDE with other parameters (compiled code is shared)."""

@@ -13,6 +13,8 @@ from solvers.registry import SCHEMES, get_scheme
 
 from . import validation as check
 from .backends import backend_simulator
+from .sde import as_sde
+from .user_functions import as_dispatcher, bounds_checked, sde_function_types, user_code_errors
 from .solution import DivergenceError, DivergenceReport, Solution
 
 DIVERGENCE_POLICIES = ("raise", "warn", "drop")
@@ -29,13 +31,15 @@ def _no_observables(t, x, params, out):
 def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
              save_at=None, observables=None, n_observables=None, save_paths=None,
              save_brownian=False, brownian_dt=None, on_divergence="raise",
-             path_offset=0, n_threads=None, backend="numba", device=None):
+             path_offset=0, n_threads=None, backend="numba", device=None,
+             check_bounds=False):
     """Simulate ``n_paths`` independent paths of ``sde`` on a fixed step grid.
 
     Parameters
     ----------
-    sde : SDE
-        The equation dX = f(t, X) dt + g(t, X) dW.
+    sde : SDE or OptimizerSDE
+        The equation dX = f(t, X) dt + g(t, X) dW, or an optimizer model
+        (:mod:`sde_engine.models`), whose ``.sde`` is integrated.
     x0 : array_like, shape (dim,) or (n_paths, dim)
         Initial state, shared or per path.
     t_span : (float, float)
@@ -83,6 +87,16 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         torch functions, refused options) is in :mod:`sde_engine.torch.simulate`.
     device : str, optional
         Torch device for ``backend="torch"`` (``"cpu"`` default, ``"cuda"``).
+    check_bounds : bool
+        Compile the user's functions (drift, diffusion, diffusion_dx,
+        observables) with Numba's bounds checking, so that an index out of
+        bounds at some later t or x raises an ``IndexError`` naming the
+        function instead of returning numbers (:mod:`sde_engine.user_functions`).
+        A separate compiled driver, cached like the plain one. Measured on an
+        Ornstein–Uhlenbeck SDE (dim 1, Euler–Maruyama, one thread, a loaded
+        2-core machine): compiling took 13.2–13.4 s of CPU against 10.3–11.5 s
+        without the check; 10⁵ paths × 256 steps ran in the same time (0.37 s
+        of CPU, within 3%).
 
     Returns
     -------
@@ -91,6 +105,8 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         (n_save, n_observables) or None.
     """
     check.choice(backend, "backend", BACKENDS)
+    if check.flag(check_bounds, "check_bounds") and backend != "numba":
+        raise ValueError(f"`check_bounds` applies to backend='numba' only, got backend={backend!r}")
     if backend != "numba":
         return backend_simulator(backend)(
             sde, x0, t_span, dt, n_paths, method=method, seed=seed, save_at=save_at,
@@ -99,6 +115,7 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
             path_offset=path_offset, n_threads=n_threads, device=device)
     if device is not None:
         raise ValueError(f"`device` ({device!r}) applies to backend='torch' only")
+    sde = as_sde(sde)
     scheme = get_scheme(method)
     if sde.noise not in scheme.noise_types:
         raise ValueError(
@@ -136,10 +153,13 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     if n_obs:
         probe_observables(obs_fn, n_obs, t0, x0[0], sde.params)
 
-    run = _compiled_driver(sde, scheme, obs_fn, n_obs, refine > 1, bool(save_brownian))
+    run = _compiled_driver(sde, scheme, obs_fn, n_obs, refine > 1, bool(save_brownian),
+                           bool(check_bounds))
     m = sde.noise_dim
     setup = (t0, dt, refine, m, math.sqrt(dt / refine), scheme.draws_per_step(sde))
-    with numba_threads(n_threads):
+    suspects = sde.user_functions() + (
+        [("observables", as_dispatcher(obs_fn), sde_function_types(1))] if n_obs else [])
+    with numba_threads(n_threads), user_code_errors(suspects):
         out = run_paths(run, x0, n_steps, steps, sde.params, setup, seed, path_offset,
                         n_paths, n_obs, save_x=bool(save_paths),
                         n_aux=m if save_brownian else 0)
@@ -203,11 +223,13 @@ def apply_divergence_policy(diverged_step, path_offset, diverged_times, on_diver
     return report, kept, arrays
 
 
-def _compiled_driver(sde, scheme, obs_fn, n_obs, refined, save_w):
-    key = (scheme.name, obs_fn, n_obs, refined, save_w)
+def _compiled_driver(sde, scheme, obs_fn, n_obs, refined, save_w, check_bounds=False):
+    key = (scheme.name, obs_fn, n_obs, refined, save_w, check_bounds)
     if key not in sde._compiled:
-        step = scheme.make_step(sde)
+        step = scheme.make_step(sde.bounds_checked() if check_bounds else sde)
         obs_jit = obs_fn if isinstance(obs_fn, numba.core.registry.CPUDispatcher) else njit(obs_fn)
+        if check_bounds and n_obs:
+            obs_jit = bounds_checked(obs_jit, "observables", f"({n_obs},) (`n_observables`)")
         sde._compiled[key] = make_sde_driver(step, sde.noise == "diagonal", obs_jit, refined,
                                              save_w)
     return sde._compiled[key]

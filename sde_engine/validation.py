@@ -77,17 +77,27 @@ def save_steps(save_at, t0, t1, dt, n_steps):
     return k, t0 + k * dt
 
 
+def numeric_array(value, name):
+    """``value`` as a float64 array; strings, objects, booleans and ragged lists are refused.
+
+    Conversion is checked before it happens, so that ``["1.0"]`` is refused
+    rather than parsed and ``["x"]`` is named rather than reported by NumPy.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):       # ragged nesting
+        raise ValueError(f"`{name}` must be a numeric array, got {value!r}") from None
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"`{name}` must be a numeric array, got {value!r} (dtype {arr.dtype})")
+    return arr.astype(np.float64, copy=False)
+
+
 def initial_state(x0, dim, n_paths):
     """Validate ``x0``: shape (dim,) for all paths or (n_paths, dim) per path.
 
     Returns a C-contiguous float64 array of shape (1, dim) or (n_paths, dim).
     """
-    try:
-        arr = np.asarray(x0, dtype=np.float64) if not isinstance(x0, np.ndarray) else x0
-    except (TypeError, ValueError):
-        raise ValueError(f"`x0` must be a numeric array, got {x0!r}") from None
-    if arr.dtype.kind not in "fiu":
-        raise ValueError(f"`x0` must be numeric, got dtype {arr.dtype}")
+    arr = numeric_array(x0, "x0")
     if arr.shape == (dim,):
         arr = arr.reshape(1, dim)
     elif arr.shape != (n_paths, dim):

@@ -10,10 +10,11 @@ The user's functions receive ``p`` (a view ``params[2:]``).
 import functools
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from .. import validation as check
 from ..sde import jit_user_function
+from ..user_functions import compile_user_function, float64_1d, float64_2d
 from .base import NOISE_FAMILIES, Problem, draw_standardized, noise_family
 
 _HEAD = 2
@@ -114,12 +115,26 @@ def _probe(dim, user, loss, grad, noise_sqrt, noise_diag):
     return outputs[1][2]
 
 
+# Numba types of the arguments the kernels pass: x, p, then the rest.
+_ARGTYPES = {"loss": (), "grad": (float64_1d,), "noise_sqrt": (float64_2d,),
+             "noise_diag": (float64_1d,),
+             "stochastic_grad": (types.float64, types.uint64[::1], float64_1d)}
+
+
+def _compiled(fn, label):
+    """The user's function jitted and compiled now, so that what Numba cannot compile
+    is reported here, by name, rather than from inside some later compiled loop."""
+    dispatcher = jit_user_function(fn, label)[1]
+    compile_user_function(label, dispatcher, (float64_1d, float64_1d) + _ARGTYPES[label])
+    return dispatcher
+
+
 @functools.lru_cache(maxsize=None)
 def _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad):
     """Kernels of the protocol around user functions; compiled once per function set."""
-    user_loss = jit_user_function(loss, "loss")[1]
-    user_grad = jit_user_function(grad, "grad")[1]
-    user_sqrt = jit_user_function(noise_sqrt, "noise_sqrt")[1]
+    user_loss = _compiled(loss, "loss")
+    user_grad = _compiled(grad, "grad")
+    user_sqrt = _compiled(noise_sqrt, "noise_sqrt")
 
     @njit
     def loss_k(x, params):
@@ -145,7 +160,7 @@ def _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad):
                     acc += s[i, j] * s[i, j]
                 out[i] = acc
     else:
-        user_diag = jit_user_function(noise_diag, "noise_diag")[1]
+        user_diag = _compiled(noise_diag, "noise_diag")
 
         @njit(inline="always")
         def diag_k(x, params, out):
@@ -164,7 +179,7 @@ def _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad):
                 for i in range(d):
                     out[i] += s[i, j] * xi
     else:
-        user_oracle = jit_user_function(stochastic_grad, "stochastic_grad")[1]
+        user_oracle = _compiled(stochastic_grad, "stochastic_grad")
 
         @njit(inline="always")
         def oracle_k(x, params, state, out):

@@ -1,0 +1,239 @@
+"""The user's functions inside compiled code: clear compile errors and bounds checks.
+
+The engine inlines the user's functions (drift, diffusion, observables, a
+custom problem's gradient, ...) into its compiled path loop. Two things can go
+wrong there that plain Python does not show:
+
+* **Numba cannot compile a function.** Numba then raises a long
+  ``TypingError`` about the whole path loop. :func:`user_code_errors` turns it
+  into one ``ValueError`` that names the user function, gives the first line
+  of Numba's reason and where in the function it is, and points to the README
+  (:data:`USER_FUNCTIONS_DOC`). It finds the culprit by compiling each user
+  function on its own with the argument types the loop uses
+  (:func:`compile_user_function`), which costs nothing unless compilation failed.
+* **A function indexes out of bounds** for some t or x that the plain-Python
+  probe at (t0, x0) did not reach. Compiled code does not check bounds, so the
+  run returns numbers. :func:`bounds_checked` builds the form that
+  ``simulate(..., check_bounds=True)`` compiles instead: the user's function
+  compiled with Numba's ``boundscheck=True``, called out of line through a
+  status function, and an ``IndexError`` naming the function when it fails.
+
+Why the indirection: an exception raised by an out-of-line call inside the
+engine's ``prange`` loop is dropped by Numba (the loop goes on with whatever
+``out`` holds), and a ``raise`` or ``try`` in the loop body makes Numba run the
+loop serially. The status function catches the exception out of line, and
+:func:`_raise_if` raises at the LLVM level, as Numba's own bounds check does,
+which the parallel loop propagates.
+"""
+import contextlib
+import re
+
+import numba
+from numba import types
+from numba.core.errors import NumbaError
+from numba.extending import intrinsic
+
+#: Where the README explains what a user function may contain.
+USER_FUNCTIONS_DOC = 'README.md, section "User functions"'
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LOCATION = re.compile(r'File "([^"]+)", line (\d+)')
+# Raised by the Python C API when a compiled call returns with an exception set,
+# which is how an exception from Numba's parallel loop reaches Python.
+_EXCEPTION_SET = "returned a result with an exception set"
+
+float64_1d = types.float64[::1]
+float64_2d = types.float64[:, ::1]
+
+
+def sde_function_types(out_ndim):
+    """Numba argument types of ``fn(t, x, params, out)`` as the path loop calls it."""
+    return (types.float64, float64_1d, float64_1d, float64_1d if out_ndim == 1 else float64_2d)
+
+
+def as_dispatcher(fn):
+    """``fn`` itself if Numba already compiled it, else ``numba.njit(fn)``."""
+    return fn if isinstance(fn, numba.core.registry.CPUDispatcher) else numba.njit(fn)
+
+
+def _describe(fn):
+    """``name`` or ``name in file.py`` of a (jitted) function, for messages."""
+    py = getattr(fn, "py_func", fn)
+    name = getattr(py, "__name__", repr(py))
+    code = getattr(py, "__code__", None)
+    return f"{name} in {code.co_filename.rsplit('/', 1)[-1]}" if code else name
+
+
+def _holds(fn, exc):
+    """Whether a ``File "...", line N`` of Numba's message lies in ``fn``'s source."""
+    code = getattr(getattr(fn, "py_func", fn), "__code__", None)
+    if code is None:
+        return False
+    lines = [line for _, _, line in code.co_lines() if line is not None]
+    for match in _LOCATION.finditer(_ANSI.sub("", str(exc))):
+        path, line = match.group(1), int(match.group(2))
+        if code.co_filename.endswith(path.lstrip("./")) and min(lines) <= line <= max(lines):
+            return True
+    return False
+
+
+def numba_reason(exc):
+    """The first line of Numba's reason for ``exc`` and, if given, where it is.
+
+    Numba's messages start with the failing pipeline stage and end with
+    ``During: ...`` lines; the reason is the first line between them (with the
+    signature line that follows a trailing colon), the place the last
+    ``File "...", line N:`` with the source line after it.
+    """
+    lines = [ln.rstrip() for ln in _ANSI.sub("", str(exc)).splitlines()]
+    reason, at = type(exc).__name__, None
+    for i, ln in enumerate(lines):
+        if ln.strip() and not ln.startswith(("Failed in ", "During:", "File ", " ")):
+            reason, at = ln.strip(), i
+            break
+    if at is not None and reason.endswith(":"):
+        following = [ln.strip() for ln in lines[at + 1:] if ln.strip()]
+        if following and following[0].startswith(">>>"):
+            reason = f"{reason} {following[0][3:].strip()}"
+    where = ""
+    for i, ln in enumerate(lines):
+        match = _LOCATION.search(ln)
+        if match:
+            source = next((s.strip() for s in lines[i + 1:]
+                           if s.strip() and not s.strip().startswith(("def ", "<source"))), "")
+            where = f"{match.group(1).rsplit('/', 1)[-1]}, line {match.group(2)}" + (
+                f": `{source}`" if source and source != "^" else "")
+    return reason, where
+
+
+def compile_error(label, fn, exc):
+    """The ``ValueError`` for user function ``label`` that Numba could not compile."""
+    reason, where = numba_reason(exc)
+    at = f" at {where}" if where else ""
+    return ValueError(
+        f"`{label}` ({_describe(fn)}) cannot be compiled by Numba: {reason}{at}. User "
+        f"functions must be Numba-compilable (nopython mode); see {USER_FUNCTIONS_DOC}")
+
+
+def compile_user_function(label, fn, argtypes):
+    """Compile the jitted user function ``fn`` for ``argtypes``; a failure names it.
+
+    Raises
+    ------
+    ValueError
+        When Numba cannot compile ``fn`` for these types.
+    """
+    try:
+        fn.compile(tuple(argtypes))
+    except NumbaError as exc:
+        raise compile_error(label, fn, exc) from exc
+
+
+@contextlib.contextmanager
+def user_code_errors(suspects):
+    """Report failures of compiled code in terms of the user's functions.
+
+    Parameters
+    ----------
+    suspects : sequence of (label, dispatcher, argtypes)
+        The user functions inlined into the code run in the block, with the
+        Numba types they are called with.
+
+    Raises
+    ------
+    ValueError
+        When compiling fails and a suspect does not compile on its own
+        (:func:`compile_error`). Compile errors of the engine's own code are
+        re-raised unchanged.
+    Exception
+        An exception raised inside Numba's parallel loop arrives as a
+        ``SystemError`` chained to it; it is re-raised itself, with a note
+        naming the suspects.
+    """
+    try:
+        yield
+    except NumbaError as exc:
+        # the suspect that holds the failing line first: compiling each is seconds
+        for label, fn, argtypes in sorted(suspects, key=lambda s: not _holds(s[1], exc)):
+            compile_user_function(label, fn, argtypes)
+        raise
+    except SystemError as exc:
+        cause = exc.__cause__
+        if cause is None or _EXCEPTION_SET not in str(exc):
+            raise
+        if suspects and not getattr(cause, "from_bounds_check", False):
+            cause.add_note("Raised inside the compiled path loop, where the user functions "
+                           f"({', '.join(label for label, _, _ in suspects)}) run.")
+        raise cause from None
+
+
+def _raise_if(exc_class, message):
+    """An intrinsic ``fail(status)`` raising ``exc_class(message)`` when status != 0.
+
+    It raises the way Numba's bounds check does (an error return inside the
+    block), not through a ``raise`` statement, so the engine's ``prange`` loop
+    stays parallel and passes the exception on.
+    """
+
+    @intrinsic
+    def fail(typingctx, status):
+        def codegen(context, builder, signature, args):
+            failed = builder.icmp_signed("!=", args[0], args[0].type(0))
+            with builder.if_then(failed, likely=False):
+                context.call_conv.return_user_exc(builder, exc_class, (message,))
+            return context.get_dummy_value()
+        return types.none(types.int64), codegen
+
+    return fail
+
+
+class BoundsError(IndexError):
+    """A user function indexed out of bounds under ``check_bounds=True``."""
+
+    from_bounds_check = True
+
+
+def bounds_checked(fn, label, out_shape):
+    """``fn(t, x, params, out)`` compiled with Numba's bounds checking.
+
+    Parameters
+    ----------
+    fn : callable or numba dispatcher
+        The user's function (its Python form is recompiled).
+    label : str
+        Its role (``"drift"``, ``"observables"``...), for the message.
+    out_shape : str
+        The shape of ``out`` in words, for the message.
+
+    Returns
+    -------
+    numba dispatcher
+        Inlined into the path loop like ``fn``; raises :class:`BoundsError`
+        naming ``label`` when ``fn`` indexes out of bounds (or raises anything
+        else: under the check both reach the loop the same way).
+    """
+    py = getattr(fn, "py_func", fn)
+    options = {key: value for key, value in getattr(fn, "targetoptions", {}).items()
+               if key in ("fastmath", "error_model")}
+    checked = numba.njit(boundscheck=True, **options)(py)
+
+    @numba.njit
+    def status(t, x, params, out):
+        try:
+            checked(t, x, params, out)
+        except Exception:    # Numba cannot catch IndexError alone
+            return 1
+        return 0
+
+    fail = _raise_if(BoundsError, (
+        f"`{label}` ({_describe(fn)}) indexed an array out of bounds in compiled code "
+        f"(found by check_bounds=True; its `out` has shape {out_shape}). The plain-Python "
+        f"call at (t0, x0) did not, so it happens later on some path, e.g. in a branch on "
+        f"t or x. Under check_bounds an exception `{label}` raises itself is reported the "
+        f"same way. See {USER_FUNCTIONS_DOC}"))
+
+    @numba.njit(inline="always")
+    def checked_call(t, x, params, out):
+        fail(status(t, x, params, out))
+
+    return checked_call
