@@ -6,6 +6,7 @@ torch forms with a lazy torch, then the SVAG/scaling layer).
 from .examples import gbm, gbm_exact, gbm_moments, ornstein_uhlenbeck, ou_moments
 from .sde import SDE
 from .simulate import simulate
+from .expectation import expectation
 from .solution import DivergenceError, DivergenceReport, Solution
 from .runner import run_optimizer
 from .models import adam_sde, rmsprop_sde, sgd_sde
@@ -17,7 +18,7 @@ from .optimizers.svag import run_svag
 __version__ = "0.1.0"
 
 __all__ = [
-    "SDE", "simulate", "Solution", "DivergenceError", "DivergenceReport",
+    "SDE", "simulate", "expectation", "Solution", "DivergenceError", "DivergenceReport",
     "gbm", "gbm_exact", "gbm_moments", "ornstein_uhlenbeck", "ou_moments",
     "run_optimizer", "adam_sde", "rmsprop_sde", "sgd_sde", "quadratic",
     "run_optimizer_torch", "register_torch_form", "torch_form",
