@@ -18,12 +18,13 @@ wrong there that plain Python does not show:
   compiled with Numba's ``boundscheck=True``, called out of line through a
   status function, and an ``IndexError`` naming the function when it fails.
 
-Why the indirection: an exception raised by an out-of-line call inside the
-engine's ``prange`` loop is dropped by Numba (the loop goes on with whatever
-``out`` holds), and a ``raise`` or ``try`` in the loop body makes Numba run the
-loop serially. The status function catches the exception out of line, and
+Why the indirection: Numba cannot catch one exception type alone, and a
+``try`` or a ``raise`` statement in the body of the engine's ``prange`` loop
+(where the user's functions are inlined) makes Numba run that loop serially.
+So the status function catches the exception out of line, and
 :func:`_raise_if` raises at the LLVM level, as Numba's own bounds check does,
-which the parallel loop propagates.
+which the parallel loop passes on (as a ``SystemError`` chained to it, which
+:func:`user_code_errors` unwraps).
 """
 import contextlib
 import re
