@@ -73,11 +73,10 @@ def coupled_points(cfg, merged):
     diff = row["extrapolated_difference" if ref_kind == "extrapolated" else "difference"]
     sde = row["sde_extrapolated" if ref_kind == "extrapolated" else "sde"]
     discrete, refs, errors = [], [], []
-    for lr, m in zip(cfg.lrs, merged):
-        dt = cfg.step_size(lr) / cfg.sde_substeps
-        method = (f"coupled Euler–Maruyama, {cfg.sde_substeps} steps per discrete step "
-                  f"(dt = {dt:.4g}), " + ("extrapolated 2·φ(X^dt) − φ(X^2dt)"
-                                           if ref_kind == "extrapolated" else "at dt"))
+    for m in merged:
+        method = (f"SDE on the discrete paths: Euler–Maruyama at dt = h/{cfg.sde_substeps}"
+                  + (", extrapolated 2·φ(X^dt) − φ(X^2dt)" if ref_kind == "extrapolated"
+                     else ""))
         var, se = m.var, m.stderr
         bias = m.mean[row["sde_bias"]]
         discrete.append(Moments(m.count, m.mean[row["discrete"]], m.m2[row["discrete"]]))
