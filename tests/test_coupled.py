@@ -233,3 +233,89 @@ def test_auto_fallback_is_in_the_record():
     record = run_order_study(cfg, evaluator=evaluator, reference=reference).record
     assert record["estimator_kind"] == "independent"
     assert any("rademacher noise has no pathwise coupling" in n for n in record["notes"])
+
+
+# ---- the order study --------------------------------------------------------------------
+STUDY = dict(algorithm="rmsprop", c2=1.0, sigma0=1.0, eps0=0.1, u0=[0.5], theta0=[1.0],
+             horizon=0.5, lrs=[0.2, 0.1], paths=3000, chunk_paths=2000,
+             tests=["theta1", "theta_sq"], estimator="coupled")
+
+
+def test_coupled_study_resumes_from_its_checkpoints(tmp_path):
+    """A coupled study goes through the chunk checkpoints: a rerun reloads every chunk and
+    gives the same record; the record holds the coupled errors, the SDE bias and the
+    variance-reduction factor (here far above 1)."""
+    from sde_engine.studies.weak_order import run_order_study
+
+    cfg = build_config(STUDY)
+    first = run_order_study(cfg, str(tmp_path), progress=False, plot=False).record
+    again = run_order_study(cfg, str(tmp_path), progress=False, plot=False).record
+    assert again["points_from_checkpoint"] == 2
+    assert first["estimator_kind"] == "coupled" and "extrapolated" in \
+        first["reference"]["method"]
+    for test in STUDY["tests"]:
+        p, q = first["points"][test], again["points"][test]
+        for key in ("error", "stderr", "variance_reduction", "sde_bias"):
+            np.testing.assert_array_equal(p[key], q[key])
+        assert np.all(np.asarray(p["variance_reduction"]) > 20)
+    # extrapolated error = fine-SDE error − SDE bias, and the stderr is that of the pairs
+    simulate = run_order_study(build_config({**STUDY, "reference": "simulate"}),
+                               str(tmp_path), progress=False, plot=False).record
+    p, s = first["points"]["theta1"], simulate["points"]["theta1"]
+    np.testing.assert_allclose(p["error"], np.asarray(s["error"]) - np.asarray(s["sde_bias"]),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(s["reference_bias"], np.abs(s["sde_bias"]))
+
+
+def test_extrapolated_reference_of_the_independent_estimator(monkeypatch):
+    """reference = 'extrapolated' takes the 2φ(X^dt) − φ(X^2dt) column of the coupled
+    reference chunks, with its own standard error, and reports no first-order bias."""
+    from sde_engine.studies import weak_order
+    from sde_engine.studies.statistics import Moments
+
+    cfg = build_config({**STUDY, "estimator": "independent", "reference": "extrapolated"})
+    rng = np.random.default_rng(1)
+
+    def fake_chunk(cfg, lrs, off, n):
+        fine = rng.normal(1.0, 1.0, size=(n, len(lrs), 2))
+        coarse = fine + rng.normal(0.1, 0.1, size=fine.shape)
+        return Moments.of(np.concatenate([fine, fine - coarse, 2 * fine - coarse], axis=2))
+
+    monkeypatch.setattr(weak_order, "reference_chunk", fake_chunk)
+    refs = weak_order.sde_reference(cfg)
+    assert "extrapolated" in refs[0][3]
+    for value, stderr, bias, _ in refs:
+        assert np.all(np.abs(value - 0.9) < 4 * stderr)      # E(2·fine − coarse) = 1 − 0.1
+        assert np.all(bias == 0)
+
+
+@pytest.mark.slow
+def test_extrapolated_reference_removes_the_sde_bias():
+    """On the RMSprop SDE (exact moments known) at dt = 0.05, Euler–Maruyama is biased by
+    many standard errors and the extrapolated reference agrees with the exact value."""
+    from sde_engine.studies.weak_order import exact_reference, sde_reference
+
+    base = {**STUDY, "estimator": "independent", "lrs": [0.2], "horizon": 1.0,
+            "paths": 200_000, "chunk_paths": 200_000, "sde_dt": 0.05, "tests": ["theta1"]}
+    exact = exact_reference(build_config(base), 0.2)
+    fine = sde_reference(build_config({**base, "reference": "simulate"}))[0]
+    extra = sde_reference(build_config({**base, "reference": "extrapolated"}))[0]
+    assert abs(extra[0][0] - exact[0]) < 3 * extra[1][0]
+    assert fine[2][0] > 3 * fine[1][0]       # the first-order bias estimate is resolved
+
+
+@pytest.mark.slow
+def test_gaussian_regression_oracle_and_coupling():
+    """Logistic regression with noise='gaussian': the oracle has mean ∇f and covariance
+    σ²Σ(θ) (within Monte Carlo error), and one coupled bias-corrected Adam path matches
+    the hand computation."""
+    X, y, _ = se.problems.synthetic_regression(40, 2, kind="logistic", seed=3)
+    problem = se.problems.logistic_regression(X, y, 4, noise="gaussian")
+    theta = np.array([0.3, -0.2])
+    g = problem.sample_gradients(theta, 40_000, seed=2)
+    cov = problem.noise_scale**2 * problem.noise_cov(theta)
+    se_mean = np.sqrt(np.diag(cov) / len(g))
+    assert np.all(np.abs(g.mean(axis=0) - problem.grad_at(theta)) < 4 * se_mean)
+    np.testing.assert_allclose(np.cov(g.T), cov, rtol=0.05, atol=1e-4 * np.max(cov))
+    opt = adam(lr=0.3, betas=(1 - 0.5 * 0.09, 1 - 0.09), eps=0.1 / 0.3)
+    check_one_path(problem, opt, theta, 3, 4, 1.0)

@@ -1,4 +1,4 @@
-"""Linear and logistic regression with real minibatch noise (SPEC §1).
+"""Linear and logistic regression with real or Gaussian-approximated minibatch noise (SPEC §1).
 
 On data X (N, p), y (N,), with per-example losses ℓ_i and an optional L2 term,
 
@@ -13,6 +13,11 @@ covariance of the per-example gradients:
 
     Σ(θ) = (1/N) Σ_i (g_i − ∇f)(g_i − ∇f)ᵀ      (the λθ term cancels).
 
+With ``noise="gaussian"`` the oracle is instead the Gaussian approximation
+with the same mean and covariance, g = ∇f + σ S(θ) ξ, ξ ~ N(0, I), S = Σ(θ)^{1/2}
+(what the SDE assumes; it couples pathwise with the SDE's Brownian motion,
+:mod:`sde_engine.coupled`).
+
 ``noise_sqrt`` returns the symmetric square root of Σ(θ) (eigen-decomposition,
 negative rounding eigenvalues set to 0), ``noise_diag`` its diagonal; the SDE
 models therefore use the same Σ(θ) as the discrete runs.
@@ -26,7 +31,7 @@ import math
 import numpy as np
 from numba import njit
 
-from solvers.rng import next_open_unit
+from solvers.rng import next_normal, next_open_unit
 
 from .. import validation as check
 from .base import Problem
@@ -101,6 +106,19 @@ def regression_stochastic_grad(x, params, state, out):
             out[j] += r * params[_HEAD + i * p + j]
     for j in range(p):
         out[j] = out[j] / batch + params[4] * x[j]
+
+
+@njit
+def regression_gaussian_grad(x, params, state, out):
+    """g = ∇f + σ S(θ) ξ with ξ ~ N(0, I): the Gaussian approximation of the minibatch noise."""
+    p = int(params[3])
+    regression_grad(x, params, out)
+    root = np.empty((p, p))
+    regression_noise_sqrt(x, params, root)
+    for j in range(p):
+        xi = params[0] * next_normal(state)
+        for i in range(p):
+            out[i] += root[i, j] * xi
 
 
 @njit
@@ -192,7 +210,7 @@ class Regression(Problem):
         return (self.X.T * w) @ self.X / len(self.y) + self.l2 * np.eye(self.dim)
 
 
-def linear_regression(X, y, batch_size, *, l2=0.0):
+def linear_regression(X, y, batch_size, *, l2=0.0, noise="minibatch"):
     """Least squares f(θ) = (1/2N) ‖Xθ − y‖² + (λ/2)‖θ‖² with minibatch noise.
 
     Parameters
@@ -203,16 +221,25 @@ def linear_regression(X, y, batch_size, *, l2=0.0):
         B ≥ 1; σ = 1/√B.
     l2 : float
         λ ≥ 0.
+    noise : {"minibatch", "gaussian"}
+        Real minibatches of B examples drawn with replacement, or the Gaussian
+        approximation g = ∇f + σ Σ(θ)^{1/2} ξ with σ = 1/√B (same mean and
+        covariance).
     """
-    return _build("linear", X, y, batch_size, l2)
+    return _build("linear", X, y, batch_size, l2, noise)
 
 
-def logistic_regression(X, y, batch_size, *, l2=0.0):
-    """Logistic regression (labels y ∈ {0, 1}) with minibatch noise; see module doc."""
-    return _build("logistic", X, y, batch_size, l2)
+def logistic_regression(X, y, batch_size, *, l2=0.0, noise="minibatch"):
+    """Logistic regression (labels y ∈ {0, 1}) with minibatch or Gaussian-approximated
+    noise; see :func:`linear_regression` and the module doc."""
+    return _build("logistic", X, y, batch_size, l2, noise)
 
 
-def _build(kind, X, y, batch_size, l2):
+NOISES = ("minibatch", "gaussian")
+
+
+def _build(kind, X, y, batch_size, l2, noise):
+    check.choice(noise, "noise", NOISES)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
@@ -231,9 +258,10 @@ def _build(kind, X, y, batch_size, l2):
     params = np.concatenate([[1.0 / math.sqrt(batch_size), batch_size, n_ex, p, float(l2),
                               float(KINDS.index(kind))], X.ravel(), y])
     problem = Regression(
-        name=f"{kind}_regression(N={n_ex}, p={p})", dim=p, params=params, noise="minibatch",
+        name=f"{kind}_regression(N={n_ex}, p={p})", dim=p, params=params, noise=noise,
         loss=regression_loss, grad=regression_grad,
-        stochastic_grad=regression_stochastic_grad, noise_sqrt=regression_noise_sqrt,
+        stochastic_grad=regression_stochastic_grad if noise == "minibatch"
+        else regression_gaussian_grad, noise_sqrt=regression_noise_sqrt,
         noise_diag=regression_noise_diag)
     problem.X, problem.y, problem.l2, problem.kind = X.copy(), y.copy(), float(l2), kind
     return problem
