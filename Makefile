@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: venv demo test test-slow bench experiments experiments-fast clean
+.PHONY: venv demo test test-slow bench bench-estimators experiments experiments-fast clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ test-slow: venv
 
 bench: venv
 	$(PY) -m benchmarks
+
+bench-estimators: venv
+	$(PY) -m benchmarks.estimator_bench
 
 experiments: venv
 	$(PY) -m experiments

@@ -9,6 +9,7 @@ from .simulate import simulate
 from .expectation import expectation
 from .solution import DivergenceError, DivergenceReport, Solution
 from .runner import run_optimizer
+from .coupled import coupled_weak_error
 from .models import adam_sde, rmsprop_sde, sgd_sde
 from .problems import quadratic
 from .torch import register_torch_form, run_optimizer_torch, torch_form  # registers backend "torch"
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SDE", "simulate", "expectation", "Solution", "DivergenceError", "DivergenceReport",
     "gbm", "gbm_exact", "gbm_moments", "ornstein_uhlenbeck", "ou_moments",
-    "run_optimizer", "adam_sde", "rmsprop_sde", "sgd_sde", "quadratic",
+    "run_optimizer", "coupled_weak_error", "adam_sde", "rmsprop_sde", "sgd_sde", "quadratic",
     "run_optimizer_torch", "register_torch_form", "torch_form",
     "scaling_rule", "sqrt_rule", "run_svag", "__version__",
 ]
