@@ -8,7 +8,7 @@ wrong there that plain Python does not show:
   ``TypingError`` about the whole path loop. :func:`user_code_errors` turns it
   into one ``ValueError`` that names the user function, gives the first line
   of Numba's reason and where in the function it is, and points to the README
-  (:data:`USER_FUNCTIONS_DOC`). It finds the culprit by compiling each user
+  (:data:`USER_FUNCTIONS_DOC`). It finds the culprit by type-checking each user
   function on its own with the argument types the loop uses
   (:func:`compile_user_function`), which costs nothing unless compilation failed.
 * **A function indexes out of bounds** for some t or x that the plain-Python
@@ -31,7 +31,9 @@ import re
 
 import numba
 from numba import types
+from numba.core import compiler, typed_passes
 from numba.core.errors import NumbaError
+from numba.core.registry import cpu_target
 from numba.extending import intrinsic
 
 #: Where the README explains what a user function may contain.
@@ -116,16 +118,32 @@ def compile_error(label, fn, exc):
         f"functions must be Numba-compilable (nopython mode); see {USER_FUNCTIONS_DOC}")
 
 
-def compile_user_function(label, fn, argtypes):
-    """Compile the jitted user function ``fn`` for ``argtypes``; a failure names it.
+def _infer_types(fn, argtypes):
+    """Run Numba's type inference (not code generation) on ``fn`` for ``argtypes``.
+
+    What fails to compile nearly always fails here, in a few milliseconds where a
+    full compilation takes a second or more.
+    """
+    cpu_target.typing_context.refresh()
+    interp = compiler.run_frontend(getattr(fn, "py_func", fn))
+    typed_passes.type_inference_stage(cpu_target.typing_context, cpu_target.target_context,
+                                      interp, tuple(argtypes), None)
+
+
+def compile_user_function(label, fn, argtypes, full=False):
+    """Type-check (or, with ``full``, compile) user function ``fn`` for ``argtypes``.
 
     Raises
     ------
     ValueError
-        When Numba cannot compile ``fn`` for these types.
+        When Numba cannot compile ``fn`` for these types, naming it
+        (:func:`compile_error`).
     """
     try:
-        fn.compile(tuple(argtypes))
+        if full:
+            fn.compile(tuple(argtypes))
+        else:
+            _infer_types(fn, argtypes)
     except NumbaError as exc:
         raise compile_error(label, fn, exc) from exc
 
@@ -154,9 +172,12 @@ def user_code_errors(suspects):
     try:
         yield
     except NumbaError as exc:
-        # the suspect that holds the failing line first: compiling each is seconds
-        for label, fn, argtypes in sorted(suspects, key=lambda s: not _holds(s[1], exc)):
-            compile_user_function(label, fn, argtypes)
+        # the suspect that holds the failing line first; then, if none fails type
+        # inference, full compilations (seconds each) for errors found later
+        ordered = sorted(suspects, key=lambda s: not _holds(s[1], exc))
+        for full in (False, True):
+            for label, fn, argtypes in ordered:
+                compile_user_function(label, fn, argtypes, full)
         raise
     except SystemError as exc:
         cause = exc.__cause__

@@ -122,8 +122,9 @@ _ARGTYPES = {"loss": (), "grad": (float64_1d,), "noise_sqrt": (float64_2d,),
 
 
 def _compiled(fn, label):
-    """The user's function jitted and compiled now, so that what Numba cannot compile
-    is reported here, by name, rather than from inside some later compiled loop."""
+    """The user's function jitted and type-checked now (milliseconds), so that what
+    Numba cannot compile is reported here, by name, rather than from inside some
+    later compiled loop."""
     dispatcher = jit_user_function(fn, label)[1]
     compile_user_function(label, dispatcher, (float64_1d, float64_1d) + _ARGTYPES[label])
     return dispatcher
