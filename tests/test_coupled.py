@@ -92,6 +92,10 @@ def test_one_path_by_hand_sgd_adam(name):
     problem = se.quadratic(H2, Sigma=SIGMA2, noise_scale=2.0)
     if name == "sgd":
         check_one_path(problem, sgd(lr=0.1), [1.0, -0.5], 3, 4, -1.0)
+        # with that sign the two sides move together: the difference varies far less
+        # than either side (the opposite sign would make it vary more)
+        res = coupled_weak_error(se.quadratic([1.0]), sgd(lr=0.05), [1.0], 20, 2000)
+        assert np.all(res.variance_reduction()[-1, :2] > 10)
     else:
         opt = adam(lr=0.3, betas=(1 - 0.5 * 0.09, 1 - 0.09), eps=0.1 / 0.3)
         check_one_path(problem, opt, [1.0, -0.5], 3, 4, 1.0)
@@ -265,6 +269,11 @@ def test_coupled_study_resumes_from_its_checkpoints(tmp_path):
     np.testing.assert_allclose(p["error"], np.asarray(s["error"]) - np.asarray(s["sde_bias"]),
                                rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(s["reference_bias"], np.abs(s["sde_bias"]))
+    # other chunks, same paths: only the rounding of the merge differs
+    rechunked = run_order_study(build_config({**STUDY, "chunk_paths": 1024}), None,
+                                progress=False, plot=False).record
+    for key in ("error", "stderr", "variance_reduction"):
+        np.testing.assert_allclose(rechunked["points"]["theta1"][key], p[key], rtol=1e-10)
 
 
 def test_extrapolated_reference_of_the_independent_estimator(monkeypatch):
