@@ -1,8 +1,9 @@
 """The coupled discrete–SDE estimator (sde_engine.coupled, issue 14 §1).
 
 One compiled kernel serves the default-run tests (RMSprop on a quadratic with
-the default test functions); SGD and Adam hand checks, each a further compile,
-are marked slow. Statistical tolerances come from the Monte Carlo standard
+the default test functions; its compilation is ~26 s of their ~30 s on an idle
+2-core machine); SGD and Adam hand checks (each a further compile) and the
+comparison with the independent estimator (20 000 runs of each) are marked slow. Statistical tolerances come from the Monte Carlo standard
 errors of the run.
 """
 import math
@@ -121,6 +122,7 @@ def quad1():
     return se.quadratic([1.0], noise_scale=1.0)
 
 
+@pytest.mark.slow
 def test_agrees_with_independent_estimate(quad1):
     """RMSprop (σ0 = 1, ε0 = 0.1, c2 = 1, u0 = 0.5) at η = 0.2, T = 1: the coupled,
     extrapolated weak error of E θ₁ and E θ₁² agrees with discrete runs minus the

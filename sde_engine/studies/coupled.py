@@ -36,10 +36,10 @@ def resolve_estimator(cfg):
             return "independent", (f"estimator 'auto': {cfg.noise} noise has no pathwise "
                                    f"coupling with the Brownian motion, so the discrete runs "
                                    f"and the SDE reference are estimated independently")
-        if cfg.reference == "exact":
-            return "independent", ("estimator 'auto': reference 'exact' asked for, so the "
-                                   "discrete runs are compared with the exact moments "
-                                   "(independent estimator)")
+        if cfg.reference in ("exact", "mlmc"):
+            return "independent", (f"estimator 'auto': reference {cfg.reference!r} asked for, "
+                                   f"so the discrete runs are compared with it (independent "
+                                   f"estimator)")
         return "coupled", ""
     return cfg.estimator, ""
 

@@ -324,10 +324,10 @@ def _check_estimator(cfg):
         raise ValueError(f"`estimator` = 'coupled' needs Gaussian noise: {cfg.noise!r} noise "
                          f"has no pathwise coupling with the Brownian motion; use "
                          f"'independent' (or 'auto', which falls back to it)")
-    if cfg.reference == "exact":
-        raise ValueError("`estimator` = 'coupled' compares with the SDE simulated on the same "
-                         "path: `reference` must be 'simulate', 'extrapolated' or 'auto', "
-                         "got 'exact'")
+    if cfg.reference in ("exact", "mlmc"):
+        raise ValueError(f"`estimator` = 'coupled' compares with the SDE simulated on the same "
+                         f"path: `reference` must be 'simulate', 'extrapolated' or 'auto', "
+                         f"got {cfg.reference!r}")
     for key in ("sde_dt", "sde_paths"):
         if getattr(cfg, key) is not None:
             raise ValueError(f"`{key}` does not apply to the coupled estimator (its SDE runs "
