@@ -26,8 +26,9 @@ from . import validation as check
 from .optimizers.base import Optimizer
 from .optimizers.observables import empty_table, make_table_observer, observable_table
 from .problems.base import Problem
-from .simulate import (DIVERGENCE_POLICIES, apply_divergence_policy, check_n_threads,
-                       check_saved_size, numba_threads, probe_observables)
+from .simulate import (DIVERGENCE_POLICIES, check_n_threads, check_saved_size,
+                       enforce_divergence_policy, numba_threads, probe_observables,
+                       streamed_moments, streamed_report)
 from .solution import Solution
 from .user_functions import as_dispatcher, float64_1d, user_code_errors
 
@@ -78,9 +79,12 @@ def run_optimizer(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=Non
         True unless observables are given.
     on_divergence : {"raise", "warn", "drop"}
         As in :func:`sde_engine.simulate`: raise :class:`DivergenceError`,
-        warn and keep NaN states, or drop diverged runs from ``x``. They never
-        enter ``mean``/``var``; ``Solution.diverged`` lists them (``steps``
-        are step indices, ``times`` SDE times).
+        warn and keep NaN states, or drop diverged runs from ``x``. A run
+        whose state (or one of its observables) became non-finite at step k
+        enters ``mean``/``var`` at the record steps before k only
+        (``Solution.counts``); ``Solution.diverged`` lists them (``steps``
+        are step indices, ``times`` SDE times). A record step with no finite
+        run has NaN statistics and a RuntimeWarning.
     run_offset : int
         Stream index of run 0 (for splitting a study in pieces).
     n_threads : int, optional
@@ -136,16 +140,12 @@ def run_optimizer(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, m0=Non
         out = run_paths(run, state0, n_steps, steps, problem.params, setup, seed, run_offset,
                         n_runs, n_obs, save_x=bool(save_runs))
     tau = optimizer.time_per_step
-    report, kept, (x_out,) = apply_divergence_policy(
-        out["diverged_step"], run_offset, out["diverged_step"] * tau, on_divergence,
-        (out["x"],))
-    mean = var = None
-    if n_obs:
-        mean = out["mean"]
-        var = out["m2"] / max(out["n_used"] - 1, 1)
+    report = streamed_report(out["diverged"], run_offset, lambda k: k * tau, labels)
+    kept, (x_out,) = enforce_divergence_policy(report, run_offset, on_divergence, (out["x"],))
+    mean, var = streamed_moments(out, steps * tau, stacklevel=2)
     return Solution(
         t=steps * tau, x=x_out, mean=mean, var=var, n_used=out["n_used"], diverged=report,
-        kept_paths=kept,
+        kept_paths=kept, counts=out["counts"],
         info=dict(steps=steps, time_per_step=tau, labels=labels, state_layout=optimizer.blocks,
                   optimizer=optimizer.name, hyperparameters=dict(optimizer.hyperparameters),
                   problem=problem.name, noise_scale=problem.noise_scale, dim=d,

@@ -73,9 +73,12 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         with different ``dt`` and the same ``brownian_dt`` and ``seed`` share
         one Brownian path (needed for strong-error studies). Default ``dt``.
     on_divergence : {"raise", "warn", "drop"}
-        What to do when paths become NaN/inf: raise :class:`DivergenceError`,
-        warn and keep them (NaN in ``x``), or drop them from ``x`` silently.
-        They never enter ``mean``/``var``; ``Solution.diverged`` lists them.
+        What to do when paths become NaN/inf (or an observable does on a
+        finite path): raise :class:`DivergenceError`, warn and keep them (NaN
+        in ``x``), or drop them from ``x`` silently. A path that stopped at
+        step k enters ``mean``/``var`` at the save times before k only
+        (``Solution.counts``); ``Solution.diverged`` lists them. A save time
+        with no finite path has NaN statistics and a RuntimeWarning.
     path_offset : int
         Index of the first path's stream (for splitting a study in pieces).
     n_threads : int, optional
@@ -163,15 +166,12 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         out = run_paths(run, x0, n_steps, steps, sde.params, setup, seed, path_offset,
                         n_paths, n_obs, save_x=bool(save_paths),
                         n_aux=m if save_brownian else 0)
-    report, kept, (x_out, w_out) = apply_divergence_policy(
-        out["diverged_step"], path_offset, t0 + out["diverged_step"] * dt, on_divergence,
-        (out["x"], out["aux"]))
-    mean = var = None
-    if n_obs:
-        mean = out["mean"]
-        var = out["m2"] / max(out["n_used"] - 1, 1)
+    report = streamed_report(out["diverged"], path_offset, lambda k: t0 + k * dt)
+    kept, (x_out, w_out) = enforce_divergence_policy(report, path_offset, on_divergence,
+                                                     (out["x"], out["aux"]))
+    mean, var = streamed_moments(out, times, stacklevel=2)
     return Solution(
-        t=times, x=x_out, mean=mean, var=var, n_used=out["n_used"],
+        t=times, x=x_out, mean=mean, var=var, n_used=out["n_used"], counts=out["counts"],
         diverged=report, W=w_out, kept_paths=kept,
         info=dict(method=method, dt=dt, n_steps=n_steps, seed=seed, n_paths=n_paths,
                   path_offset=path_offset, brownian_dt=dt / refine, backend=backend))
@@ -211,16 +211,72 @@ def apply_divergence_policy(diverged_step, path_offset, diverged_times, on_diver
     bad = np.flatnonzero(diverged_step >= 0)
     report = DivergenceReport(paths=bad + path_offset, steps=diverged_step[bad],
                               times=diverged_times[bad])
+    kept, arrays = enforce_divergence_policy(report, path_offset, on_divergence, arrays,
+                                             stacklevel + 1)
+    return report, kept, arrays
+
+
+def enforce_divergence_policy(report, path_offset, on_divergence, arrays, stacklevel=3):
+    """Apply ``on_divergence`` to a :class:`DivergenceReport` and the saved arrays.
+
+    Raises :class:`DivergenceError` (``"raise"``), warns (``"warn"``) or removes
+    the reported paths from ``arrays`` (``"drop"``) when the report is not
+    empty. Returns ``(kept, arrays)`` as :func:`apply_divergence_policy`; ``kept``
+    is None when no array is saved (a streaming run allocates nothing per path).
+    """
     kept = None
     if len(report):
         if on_divergence == "raise":
             raise DivergenceError(report)
         if on_divergence == "warn":
             warnings.warn(report.describe(), RuntimeWarning, stacklevel=stacklevel)
-        else:
-            kept = np.flatnonzero(diverged_step < 0)
+        elif any(a is not None for a in arrays):
+            keep = np.ones(next(a for a in arrays if a is not None).shape[1], dtype=bool)
+            keep[report.paths - path_offset] = False
+            kept = np.flatnonzero(keep)
             arrays = tuple(None if a is None else a[:, kept] for a in arrays)
-    return report, kept, arrays
+    return kept, arrays
+
+
+def streamed_report(diverged, path_offset, time_of_step, labels=None):
+    """The :class:`DivergenceReport` of :func:`solvers.driver.run_paths`'s ``diverged``.
+
+    ``diverged = (paths, steps, observables)`` with local path indices;
+    ``time_of_step(steps)`` gives their times.
+    """
+    paths, steps, observables = diverged
+    return DivergenceReport(paths=paths + path_offset, steps=steps, times=time_of_step(steps),
+                            observables=observables, labels=labels)
+
+
+def streamed_moments(out, times, stacklevel=2):
+    """Mean and unbiased variance from :func:`solvers.driver.run_paths`'s output.
+
+    ``var = m2 / (count − 1)`` per save time, NaN where fewer than two paths
+    counted; ``mean`` is NaN where none did, with a RuntimeWarning naming those
+    times (``times``: the save times). Returns ``(None, None)`` without observables.
+    """
+    if out["mean"] is None:
+        return None, None
+    counts = out["counts"][:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(counts >= 2, out["m2"] / (counts - 1), np.nan)
+    empty = out["counts"] == 0
+    if np.any(empty):
+        shown = ", ".join(f"{t:.6g}" for t in times[empty][:5])
+        more = f" and {empty.sum() - 5} more" if empty.sum() > 5 else ""
+        warnings.warn(f"no path was usable (finite, with finite observables) at {empty.sum()} "
+                      f"save time(s) (t = {shown}{more}): "
+                      f"mean and var are NaN there", RuntimeWarning, stacklevel=stacklevel + 1)
+    # finite values whose sums overflow float64 (e.g. x² near 1e300)
+    overflow = ~np.isfinite(out["mean"]) & (counts >= 1) | ~np.isfinite(var) & (counts >= 2)
+    if np.any(overflow):
+        s, q = np.argwhere(overflow)[0]
+        warnings.warn(f"mean/var overflowed float64 at {overflow.sum()} (save time, observable) "
+                      f"pair(s), first at t = {times[s]:.6g}, observable {q}: the observables "
+                      f"are finite but too large to average", RuntimeWarning,
+                      stacklevel=stacklevel + 1)
+    return out["mean"], var
 
 
 def _compiled_driver(sde, scheme, obs_fn, n_obs, refined, save_w, check_bounds=False):

@@ -9,6 +9,7 @@ callable, SGD, RMSprop on a coupled-noise problem), each built from
 module-level objects.
 """
 import math
+import re
 import warnings
 
 import numba
@@ -137,14 +138,41 @@ def test_divergence_warn_keeps_nan_and_drop_removes_runs():
     assert any("2 path(s) became non-finite" in str(w.message) for w in caught)
     assert np.all(np.isnan(warned.x[1:, [1, 4]]))
     np.testing.assert_array_equal(warned.x[0, 1, :2], [1e200, 1e200])
-    finite = warned.x[:, [0, 2, 3, 5], :2]
-    np.testing.assert_allclose(warned.mean, finite.mean(axis=1), rtol=1e-12)
+    # step 0: all six runs were finite and count; steps 5 and 10: the four others
+    np.testing.assert_array_equal(warned.counts, [6, 4, 4])
+    np.testing.assert_allclose(warned.mean[0], warned.x[0, :, :2].mean(axis=0), rtol=1e-12)
+    finite = warned.x[1:, [0, 2, 3, 5], :2]
+    np.testing.assert_allclose(warned.mean[1:], finite.mean(axis=1), rtol=1e-12)
     assert warned.n_used == 4
 
     dropped = run_optimizer(PROBLEM, ADAM, _diverging_start(), 10, 6, on_divergence="drop", **kw)
     np.testing.assert_array_equal(dropped.kept_paths, [0, 2, 3, 5])
     np.testing.assert_array_equal(dropped.x, warned.x[:, [0, 2, 3, 5]])
     np.testing.assert_array_equal(dropped.mean, warned.mean)
+
+
+def test_all_runs_diverged_gives_nan_not_zero():
+    """Issue #15.1, its probe: SGD with η = 3 on f = θ²/2 diverges in every run. Step 0
+    (all runs at θ0 = 1) has mean 1 over 100 runs; the last step has no finite run: NaN
+    with a warning, not 0.0 ± 0.0."""
+    problem = quadratic([1.0], Sigma=[1.0])
+    kwargs = dict(on_divergence="drop", observables=["theta"])
+    with pytest.warns(RuntimeWarning, match=r"no path was usable .* \(t = 6000\)"):
+        sol = run_optimizer(problem, sgd(lr=3.0), [1.0], 2000, 100, **kwargs)
+    assert sol.n_used == 0 and len(sol.diverged) == 100
+    np.testing.assert_array_equal(sol.counts, [100, 0])
+    np.testing.assert_array_equal(sol.mean[0], [1.0])
+    np.testing.assert_array_equal(sol.var[0], [0.0])
+    assert np.isnan(sol.mean[1, 0]) and np.isnan(sol.var[1, 0]) and np.isnan(sol.stderr[1, 0])
+
+
+def test_observable_overflow_is_reported_with_its_label():
+    """Issue #15.2: θ = 1e200 is a finite state whose θ² overflows at step 0."""
+    theta0 = np.tile(THETA0, (3, 1))
+    theta0[1] = [1.0, 1e200]
+    with pytest.raises(se.DivergenceError,
+                       match=re.escape("path 1 (state finite, theta_sq[1] non-finite) at step 0")):
+        run_optimizer(PROBLEM, sgd(lr=0.01), theta0, 5, 3, observables=["theta_sq"])
 
 
 # ---- refusals, before any work ---------------------------------------------------------

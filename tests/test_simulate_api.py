@@ -1,13 +1,18 @@
 """The public ``simulate`` contract: shapes, streaming statistics, bad input
 refused before any work, and divergence handling."""
+import _thread
 import math
 import re
+import threading
+import time
+import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
 
 import sde_engine as se
+from solvers import driver
 from solvers.registry import SCHEMES
 
 from conftest import _cubic_diffusion, _cubic_drift, _diag2_drift
@@ -74,6 +79,94 @@ def test_streaming_alone_keeps_no_paths(ou, moments):
     sol = se.simulate(ou, [2.0], (0.0, 1.0), 2**-6, 100, observables=moments,
                       n_observables=2)
     assert sol.x is None and sol.mean.shape == (2, 2)
+
+
+# --- slices of chunks: Ctrl-C between them, the same numbers, no memory per path ---
+class _WholeRun:
+    """A slice sizer that runs every chunk in one compiled call (as before slicing)."""
+
+    def __init__(self, n_threads):
+        self.chunks = 2**62
+
+    def update(self, n_chunks, seconds):
+        pass
+
+
+class _OneChunk(_WholeRun):
+    def __init__(self, n_threads):
+        self.chunks = 1
+
+
+@pytest.mark.parametrize("sizer", [_OneChunk, None])
+def test_slices_of_chunks_do_not_change_any_number(monkeypatch, cubic, moments, sizer):
+    """3000 paths (3 chunks) of the noisy cubic from x0 in [0, 2.5]: some diverge, in
+    several chunks. One chunk per call, or the adaptive slices, give the bits of one call."""
+    x0 = np.linspace(0.0, 2.5, 3000).reshape(-1, 1)
+    kwargs = dict(save_at=np.linspace(0.0, 1.0, 11), observables=moments, n_observables=2,
+                  save_paths=True, on_divergence="warn", seed=3, n_threads=2)
+    noisy = cubic.with_params(np.array([1.0, 0.3]))
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return se.simulate(noisy, x0, (0.0, 1.0), 0.01, 3000, **kwargs)
+
+    monkeypatch.setattr(driver, "_SliceSizer", _WholeRun)
+    whole = run()
+    if sizer is not None:
+        monkeypatch.setattr(driver, "_SliceSizer", sizer)
+    else:
+        monkeypatch.undo()
+    sliced = run()
+    bad = whole.diverged.paths
+    assert 0 < len(bad) < 3000 and bad.min() < 1024 and bad.max() >= 2048
+    for name in ("x", "mean", "var", "counts"):
+        np.testing.assert_array_equal(getattr(sliced, name), getattr(whole, name))
+    for name in ("paths", "steps", "times", "observables"):
+        np.testing.assert_array_equal(getattr(sliced.diverged, name),
+                                      getattr(whole.diverged, name))
+
+
+def test_ctrl_c_is_honoured_within_a_slice(ou, moments):
+    """Issue #15.9: 10^7 paths (tens of seconds) are interrupted 0.3 s in; the
+    KeyboardInterrupt must come within about a slice (0.2 s), not at the end."""
+    kwargs = dict(observables=moments, n_observables=2, save_paths=False)
+    se.simulate(ou, [1.0], (0.0, 1.0), 0.01, 1, **kwargs)        # compiled before timing
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    start = time.perf_counter()
+    try:
+        timer.start()
+        se.simulate(ou, [1.0], (0.0, 1.0), 0.01, 10**7, **kwargs)
+        timer.cancel()
+        timer.join()
+        pytest.fail("simulate of 10^7 paths finished before the interrupt")
+    except KeyboardInterrupt:
+        latency = time.perf_counter() - start - 0.3
+    assert latency < 1.5
+
+
+def test_streaming_needs_no_memory_per_path(monkeypatch):
+    """Issue #15.8: a streaming run of 10^9 paths allocates per slice, not 8 bytes per
+    path. A stand-in for the compiled loop (marks every path finite) runs three slices."""
+    calls = []
+
+    def fake_run(x0, n_steps, save_steps, params, setup, seed, path_offset, first, end,
+                 save_x, save_aux, x_out, aux_out, mean, m2, count, step, obs):
+        calls.append((first, end))
+        mean[:], m2[:], count[:], step[:], obs[:] = 0.0, 0.0, driver.CHUNK_PATHS, -1, -1
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            driver.run_paths(fake_run, np.zeros((1, 1)), 10, np.array([0, 10]), np.zeros(1),
+                             (), 0, 0, 10**9, 2, save_x=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(calls) == 3 and calls[0][0] == 0 and calls[1][0] == calls[0][1]
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB traced for 10^9 streamed paths"
 
 
 # --- bad input: ValueError naming the argument, before any work ---------------
@@ -295,14 +388,100 @@ def test_divergence_drop_removes_paths_silently(cubic):
     np.testing.assert_allclose(sol.x[:, :, 0], states[:, [0, 1, 3]], rtol=1e-14)
 
 
-def test_statistics_exclude_diverged_paths(cubic, moments):
-    """With noise (p1 = 0.05) and observables: mean/var over surviving paths only."""
+def test_statistics_at_each_save_time_use_the_paths_finite_then(cubic, moments):
+    """With noise (p1 = 0.05) and observables: at each save time, mean/var over the paths
+    still finite then, so t = t0 counts all five paths and a path that stopped at step k
+    counts at the save steps before k (the diverging paths reach ~1e100 first, so x² may
+    overflow a step before x does: the report says which)."""
     noisy = cubic.with_params(np.array([1.0, 0.05]))
-    sol = simulate_cubic(noisy, "drop", observables=moments, n_observables=2,
-                         save_paths=True, seed=4)
-    assert len(sol.diverged) == 2 and sol.n_used == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # the report; huge variances
+        sol = simulate_cubic(noisy, "warn", observables=moments, n_observables=2,
+                             save_paths=True, seed=4)
+    np.testing.assert_array_equal(sol.diverged.paths, [OFFSET + 2, OFFSET + 4])
+    assert sol.n_used == 3
+    stop = np.full(len(X0_CUBIC), N_STEPS + 1)
+    stop[sol.diverged.paths - OFFSET] = sol.diverged.steps
+    usable = np.arange(N_STEPS + 1)[:, None] < stop[None, :]
+    np.testing.assert_array_equal(sol.counts, usable.sum(axis=1))
+    assert sol.counts[0] == 5 and sol.counts[-1] == 3
     x = sol.x[:, :, 0]
-    assert np.all(np.isfinite(x))
-    phi = np.stack([x, x * x], axis=-1)
-    np.testing.assert_allclose(sol.mean, phi.mean(axis=1), rtol=1e-12)
-    np.testing.assert_allclose(sol.var, phi.var(axis=1, ddof=1), rtol=1e-12, atol=1e-15)
+    for s in range(N_STEPS + 1):
+        xs = x[s, usable[s]]
+        phi = np.stack([xs, xs * xs], axis=-1)
+        assert np.all(np.isfinite(phi))
+        np.testing.assert_allclose(sol.mean[s], phi.mean(axis=0), rtol=1e-12)
+        with np.errstate(over="ignore"):
+            expected_var = phi.var(axis=0, ddof=1)
+        finite = np.isfinite(expected_var)
+        np.testing.assert_allclose(sol.var[s, finite], expected_var[finite], rtol=1e-12,
+                                   atol=1e-15)
+        np.testing.assert_allclose(sol.stderr[s, finite],
+                                   np.sqrt(expected_var[finite] / usable[s].sum()), rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:mean/var overflowed")
+def test_all_paths_diverged_gives_nan_statistics_with_a_warning(cubic, moments):
+    """Issue #15.1: both paths (x0 = 3, 10) diverge. Save times before that average them,
+    with var NaN where one path is left; where none is, mean and var are NaN and a
+    RuntimeWarning names the times, not 0.0 ± 0.0. Under "raise" it is a DivergenceError."""
+    x0 = X0_CUBIC[[2, 4]]
+    kwargs = dict(save_at=T0 + DT * np.arange(N_STEPS + 1), observables=moments,
+                  n_observables=2, on_divergence="drop")
+    with pytest.warns(RuntimeWarning, match=r"no path was usable .* at \d+ save time"):
+        sol = se.simulate(cubic, x0, (T0, T0 + N_STEPS * DT), DT, 2, **kwargs)
+    assert sol.n_used == 0 and len(sol.diverged) == 2
+    stop = np.sort(sol.diverged.steps)
+    np.testing.assert_array_equal(sol.counts, [(s < stop).sum() for s in range(N_STEPS + 1)])
+    assert sol.counts[0] == 2 and sol.counts[-1] == 0 and np.any(sol.counts == 1)
+    np.testing.assert_array_equal(sol.mean[0], [6.5, 54.5])
+    np.testing.assert_array_equal(sol.var[0], [24.5, 2 * (45.5**2)])
+    none, one = sol.counts == 0, sol.counts == 1
+    assert np.all(np.isnan(sol.mean[none])) and np.all(np.isfinite(sol.mean[~none]))
+    assert np.all(np.isnan(sol.var[none | one])) and np.all(np.isnan(sol.stderr[none | one]))
+    with pytest.raises(se.DivergenceError):
+        se.simulate(cubic, x0, (T0, T0 + N_STEPS * DT), DT, 2,
+                    **{**kwargs, "on_divergence": "raise"})
+
+
+def test_one_path_has_nan_variance_and_stderr(cubic, moments):
+    """Issue #15.1: the variance of one sample is undefined, not 0."""
+    sol = se.simulate(cubic.with_params(np.array([1.0, 0.05])), [0.2], (0.0, 1.0), 0.1, 1,
+                      observables=moments, n_observables=2)
+    np.testing.assert_array_equal(sol.counts, [1, 1])
+    assert np.all(np.isfinite(sol.mean))
+    assert np.all(np.isnan(sol.var)) and np.all(np.isnan(sol.stderr))
+
+
+def test_observable_overflow_on_a_finite_path_is_reported(cubic, moments):
+    """Issue #15.2: with dX = X³ dt from 1e60, step 1 gives x = 1e60 + 1e179 (finite)
+    whose x² overflows. That path is reported (observable 1, step 1) and stops like a
+    diverged one: its finite state is kept at step 1, NaN after, and it leaves the
+    statistics from step 1 on instead of making them NaN."""
+    deterministic = cubic.with_params(np.array([1.0, 0.0]))
+    x0 = np.array([[1e60], [0.3], [0.2]])
+    kwargs = dict(save_at=T0 + DT * np.arange(N_STEPS + 1), observables=moments,
+                  n_observables=2, save_paths=True, path_offset=OFFSET)
+    with pytest.raises(se.DivergenceError,
+                       match=re.escape(f"path {OFFSET} (state finite, observable[1] "
+                                       f"non-finite) at step 1")) as info:
+        se.simulate(deterministic, x0, (T0, T0 + N_STEPS * DT), DT, 3, **kwargs)
+    np.testing.assert_array_equal(info.value.report.observables, [1])
+    with pytest.warns(RuntimeWarning, match=re.escape(f"path {OFFSET} (state finite")):
+        sol = se.simulate(deterministic, x0, (T0, T0 + N_STEPS * DT), DT, 3,
+                          on_divergence="warn", **kwargs)
+    np.testing.assert_array_equal(sol.diverged.steps, [1])
+    np.testing.assert_allclose(sol.x[1, 0, 0], 1e60 + 1e179, rtol=1e-15)
+    assert np.all(np.isnan(sol.x[2:, 0]))
+    np.testing.assert_array_equal(sol.counts, [3] + [2] * N_STEPS)
+    x = sol.x[:, :, 0]
+    np.testing.assert_allclose(sol.mean[0], [np.mean(x[0]), np.mean(x[0] ** 2)], rtol=1e-15)
+    np.testing.assert_allclose(sol.mean[1:, 0], x[1:, 1:].mean(axis=1), rtol=1e-14)
+    np.testing.assert_allclose(sol.mean[1:, 1], (x[1:, 1:] ** 2).mean(axis=1), rtol=1e-14)
+    assert np.all(np.isfinite(sol.mean)) and np.all(np.isfinite(sol.var))
+    dropped = se.simulate(deterministic, x0, (T0, T0 + N_STEPS * DT), DT, 3,
+                          on_divergence="drop", **kwargs)
+    np.testing.assert_array_equal(dropped.kept_paths, [1, 2])
+    np.testing.assert_array_equal(dropped.mean, sol.mean)
+
+

@@ -45,32 +45,46 @@ class Moments:
 
     @classmethod
     def from_mean_var(cls, mean, var, count):
-        """From a mean and an unbiased variance over ``count`` samples."""
+        """From a mean and an unbiased variance over ``count`` samples.
+
+        With fewer than two samples M2 is 0 (``var`` is then NaN and not read).
+        """
         mean = np.asarray(mean, dtype=float)
-        return cls(int(count), mean.copy(), np.asarray(var, dtype=float) * max(count - 1, 0))
+        var = np.asarray(var, dtype=float)
+        m2 = var * (count - 1) if count >= 2 else np.zeros_like(var)
+        return cls(int(count), mean.copy(), m2)
 
     @classmethod
     def merge(cls, chunks):
-        """Merge chunk moments in the order given (Chan et al.; fixed order)."""
+        """Merge chunk moments in the order given (Chan et al.; fixed order).
+
+        The mean of no sample (every count 0) is NaN.
+        """
         chunks = list(chunks)
         if not chunks:
             raise ValueError("`chunks` must hold at least one Moments")
         shape = np.shape(chunks[0].mean)
         means = np.stack([np.reshape(c.mean, -1) for c in chunks])[:, None, :]
         m2s = np.stack([np.reshape(c.m2, -1) for c in chunks])[:, None, :]
-        counts = np.array([c.count for c in chunks], dtype=np.int64)
-        mean, m2, n = merge_chunk_statistics(np.ascontiguousarray(means),
-                                             np.ascontiguousarray(m2s), counts)
-        return cls(int(n), mean.reshape(shape), m2.reshape(shape))
+        counts = np.array([[c.count] for c in chunks], dtype=np.int64)
+        mean, m2 = np.zeros((1, means.shape[2])), np.zeros((1, means.shape[2]))
+        n = np.zeros(1, dtype=np.int64)
+        merge_chunk_statistics(np.ascontiguousarray(means), np.ascontiguousarray(m2s), counts,
+                               mean, m2, n)
+        if n[0] == 0:
+            mean[:] = np.nan
+        return cls(int(n[0]), mean.reshape(shape), m2.reshape(shape))
 
     @property
     def var(self):
-        """Unbiased sample variance."""
-        return self.m2 / max(self.count - 1, 1)
+        """Unbiased sample variance; NaN with fewer than two samples."""
+        if self.count < 2:
+            return np.full(np.shape(self.m2), np.nan)
+        return self.m2 / (self.count - 1)
 
     @property
     def stderr(self):
-        """Monte Carlo standard error of the mean."""
+        """Monte Carlo standard error of the mean; NaN with fewer than two samples."""
         return np.sqrt(self.var / max(self.count, 1))
 
     def as_dict(self):
