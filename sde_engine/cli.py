@@ -49,8 +49,10 @@ def _add_solvers(sub):
 
 
 def _run_solvers(args):
+    from .studies.results import check_output_dir
     from .studies.solver_convergence import save_convergence, solver_convergence
 
+    check_output_dir(args.out)
     result = solver_convergence(args.model, methods=args.methods, dts=args.dts, t1=args.t1,
                                 x0=args.x0, n_paths=args.paths, seed=args.seed)
     paths = save_convergence(result, args.out, stem=f"{args.model}_solvers")
@@ -83,6 +85,9 @@ def _add_order(sub):
                         "continue from the checkpoint)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the checkpoints in DIR/checkpoint/ and compute everything "
+                        "again")
     cluster = p.add_argument_group(
         "Dask cluster (needs the [distributed] extra; same numbers as in process)")
     where = cluster.add_mutually_exclusive_group()
@@ -97,9 +102,9 @@ def _add_order(sub):
 
 def order_config_from_args(args):
     """The validated OrderConfig from the config file and the flags (flags win)."""
-    from .studies.order_config import KEYS, build_config, load_toml, parse_flag_value
+    from .studies.order_config import KEYS, build_config, parse_flag_value
 
-    values = load_toml(args.config) if args.config else {}
+    values = _read_config(args.config) if args.config else {}
     for key in KEYS:
         text = getattr(args, f"key_{key}")
         if text is not None:
@@ -107,16 +112,37 @@ def order_config_from_args(args):
     return build_config(values)
 
 
+def _read_config(path):
+    """The keys of config file ``path``; unreadable or binary files get one line naming it."""
+    import os
+
+    from .studies.order_config import load_toml
+
+    if os.path.isdir(path):
+        raise UsageError(f"config file {path} is a folder, not a TOML file")
+    try:
+        return load_toml(path)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config file {path} is not UTF-8 text (byte {exc.start}); a config "
+                         f"is a TOML text file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+
+
 def _run_order(args):
     import os
 
+    from .studies.checkpoints import PointStore
+    from .studies.results import check_output_dir
     from .studies.weak_order import run_order_study
 
     cfg = order_config_from_args(args)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"--out {args.out} exists and is not a folder")
+    check_output_dir(args.out)
+    check_output_dir(os.path.join(args.out, "checkpoint"), name="--out checkpoint folder")
     if args.max_points is not None and args.max_points < 1:
         raise UsageError(f"--max-points must be ≥ 1, got {args.max_points}")
+    if args.restart:
+        PointStore(args.out).clear()
     executor = _dask_executor(args)
     try:
         result = run_order_study(cfg, args.out, max_points=args.max_points,
@@ -169,12 +195,13 @@ def _run_trajectories(args):
     import os
 
     from . import plotting
-    from .studies.results import write_json
+    from .studies.results import check_output_dir, write_json
     from .studies.trajectories import trajectory_figures, trajectory_record
 
     cfg = order_config_from_args(args)
     if args.runs < 1:
         raise UsageError(f"--runs must be ≥ 1, got {args.runs}")
+    check_output_dir(args.out)
     record = trajectory_record(cfg, n_paths=args.runs)
     write_json(os.path.join(args.out, "trajectories.json"), record)
     for test, fig in trajectory_figures(record).items():
@@ -209,7 +236,9 @@ def _run_simulate(args):
 
     from . import plotting
     from .studies.order_config import with_overrides
-    from .studies.trajectories import discrete_curve, sde_curve
+    from .studies.results import check_output_dir
+    from .studies.trajectories import discrete_curve, sde_curve, sde_steps
+    from .studies.units import tag_failure
 
     cfg = order_config_from_args(args)
     lr = min(cfg.lrs) if args.lr is None else args.lr
@@ -219,10 +248,17 @@ def _run_simulate(args):
     if args.keep_paths and args.side != "sde":
         raise UsageError("--keep-paths applies to --side sde only")
     cfg = with_overrides(cfg, lrs=[lr])          # validates β ≥ 0 etc. at this lr
-    if args.side == "sde":
-        curve = sde_curve(cfg, lr, args.runs, n_points=201, dt=args.dt, keep_paths=args.keep_paths)
-    else:
-        curve = discrete_curve(cfg, lr, args.runs, n_points=201)
+    if args.dt is not None:
+        sde_steps(cfg, args.dt, name="--dt")
+    check_output_dir(args.out)
+    try:
+        if args.side == "sde":
+            curve = sde_curve(cfg, lr, args.runs, n_points=201, dt=args.dt,
+                              keep_paths=args.keep_paths)
+        else:
+            curve = discrete_curve(cfg, lr, args.runs, n_points=201)
+    except FloatingPointError as exc:
+        raise tag_failure(exc, f"lr {lr:g}")
     os.makedirs(args.out, exist_ok=True)
     npz = os.path.join(args.out, "simulate.npz")
     tmp = npz + ".tmp.npz"
@@ -260,7 +296,11 @@ def main(argv=None):
         print(f"sde-engine: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except FloatingPointError as exc:        # DivergenceError: paths became NaN/inf
-        print(f"sde-engine: diverged: {exc}", file=sys.stderr)
+        where = getattr(exc, "study_point", None)
+        print(f"sde-engine: diverged{f' at {where}' if where else ''}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:                   # e.g. the disk filled up while writing
+        print(f"sde-engine: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("sde-engine: interrupted", file=sys.stderr)

@@ -127,7 +127,7 @@ def test_study_interrupted_after_the_first_lr_resumes_to_the_same_result(tmp_pat
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert not (resumed / "order.json").exists()
-    assert sorted(os.listdir(resumed / "checkpoint")) == ["lr_0.4.json"]
+    assert sorted(os.listdir(resumed / "checkpoint")) == ["lr_0.4.jsonl"]
 
     # an interruption (Ctrl-C) in the middle of the second learning rate
     calls = []
@@ -157,3 +157,92 @@ def test_study_interrupted_after_the_first_lr_resumes_to_the_same_result(tmp_pat
     header = (resumed / "order.csv").read_text().splitlines()[0]
     assert header.startswith("test,lr,h,n_steps,discrete,discrete_stderr,reference")
     assert not [f for f in os.listdir(resumed) if f.startswith(".tmp")]
+
+
+# ---- issue 15: refusals before any work, and what a failure names ------------------
+@pytest.mark.parametrize("argv, words", [
+    # item 3: a step that does not divide the horizon 0.64, or exceeds it
+    (["simulate", "CFG", "--out", "OUT", "--dt", "0.3"], "`--dt` must divide the time span 0.64"),
+    (["simulate", "CFG", "--out", "OUT", "--dt", "5"], "`--dt` 5 is larger than the horizon"),
+    # item 5
+    (["solvers", "--methods", "", "--out", "OUT"], "`methods` must name at least one scheme"),
+])
+def test_issue15_refusals_name_the_argument(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    _config(tmp_path, name="CFG")
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "OUT").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "read_only_parent", "read_only_out"])
+@pytest.mark.parametrize("command", ["order", "simulate", "plot", "solvers"])
+def test_unwritable_out_is_refused_before_any_work(tmp_path, capsys, monkeypatch, command, where):
+    """Item 6: one line naming --out, exit 2, for every subcommand, nothing computed."""
+    from sde_engine.studies import results
+
+    config = _config(tmp_path)
+    if where == "file":
+        out = tmp_path / "taken"
+        out.write_text("x")
+    elif where == "read_only_parent":
+        (tmp_path / "ro").mkdir(mode=0o555)
+        out = tmp_path / "ro" / "out"
+    else:
+        out = tmp_path / "out"
+        out.mkdir(mode=0o555)
+    if where != "file":          # root may write anywhere: ask the permission bits
+        read_only = str(out if where == "read_only_out" else out.parent)
+        monkeypatch.setattr(results.os, "access",
+                            lambda path, mode: path != read_only and os.access(path, mode))
+    monkeypatch.setattr(weak_order, "discrete_chunk", lambda *a: pytest.fail("work was done"))
+    argv = {"order": ["order", config], "simulate": ["simulate", config, "--runs", "10"],
+            "plot": ["plot", "trajectories", config, "--runs", "10"],
+            "solvers": ["solvers", "--paths", "10"]}[command]
+    status = cli.main(argv + ["--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "--out" in err, err
+
+
+def test_a_tampered_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
+    """Item 4 through the command: the edited count is refused, never used."""
+    config = _config(tmp_path, TINY.replace("lrs = [0.4, 0.2, 0.1]", "lrs = [0.4, 0.2]"))
+    out = tmp_path / "out"
+    assert cli.main(["order", config, "--out", str(out), "--max-points", "1"]) == 0
+    log = out / "checkpoint" / "lr_0.4.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace('"count":1000', '"count":999')
+    log.write_text("".join(lines))
+    capsys.readouterr()
+    assert cli.main(["order", config, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(log) in err and "--restart" in err, err
+    assert not (out / "order.json").exists()
+    assert cli.main(["order", config, "--out", str(out), "--restart"]) == 0
+
+
+def test_divergence_names_the_learning_rate(tmp_path, capsys):
+    """Item 8: the 'diverged' line says at which lr (SGD at lr 3 on curvature 1 doubles θ each step: inf after ~1030 steps)."""
+    text = TINY.replace('"rmsprop"', '"sgd"').replace("lrs = [0.4, 0.2, 0.1]", "lrs = [3.0, 0.1]")
+    for key in ("bias_correction = false\n", "c2 = 1.0\n", "u0 = [0.5]\n"):
+        text = text.replace(key, "")
+    config = _config(tmp_path, text.replace("horizon = 0.64", "horizon = 3600.0"))
+    status = cli.main(["order", config, "--out", str(tmp_path / "out"), "--paths", "10",
+                       "--chunk-paths", "10"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("sde-engine: diverged at lr 3: "), err
+
+
+def test_dask_threads_are_capped_at_the_configured_limit(monkeypatch):
+    """Item 7: with NUMBA_NUM_THREADS=1 a unit asks for at most 1 thread (Numba refuses more)."""
+    import numba
+
+    from sde_engine.studies import distributed
+
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 1)
+    assert distributed.thread_limit() == 1 and distributed._cpu_count() == 1
+    seen = []
+    assert distributed.evaluate_unit(lambda cfg, x: seen.append(numba.get_num_threads()) or x,
+                                     None, (5,), n_threads=2) == 5
+    assert seen == [1]

@@ -237,6 +237,125 @@ def test_point_store_ignores_a_foreign_fingerprint(tmp_path):
     assert store.load("lr_0.1", "xyz") == {}
 
 
+def _lines(path):
+    return path.read_text().splitlines(keepends=True)
+
+
+def _tamper(line, **changes):
+    """A checkpoint line with some fields changed and its checksum left as it was."""
+    return json.dumps({**json.loads(line), **changes}) + "\n"
+
+
+def _resign(line, key, **changes):
+    """A checkpoint line with some fields changed and a valid checksum (a crafted edit)."""
+    from sde_engine.studies import checkpoints
+
+    rec = {**json.loads(line), **changes}
+    rec.pop("sha256")
+    return checkpoints._signed_line(rec, salt=key)
+
+
+BAD_CHECKPOINTS = [
+    # editing a chunk's count (the issue's probe): fails its checksum
+    (lambda lines, key: lines[:2] + [_tamper(lines[2], count=999)] + lines[3:],
+     "line 3 fails its checksum"),
+    (lambda lines, key: [_tamper(lines[0], info={})] + lines[1:], "line 1 fails its checksum"),
+    (lambda lines, key: lines[:1] + ["{not json\n"] + lines[2:], "line 2 is not valid JSON"),
+    (lambda lines, key: lines[:1] + ["[1, 2]\n"] + lines[2:], "line 2 has fields"),
+    (lambda lines, key: [lines[0][:40]], "no complete header line"),
+    (lambda lines, key: [], "no complete header line"),
+    # well-formed and correctly signed, but not what this study can hold
+    (lambda lines, key: lines[:1] + [_resign(lines[1], key, mean=[0.0, 1.0])] + lines[2:],
+     "line 2: chunk of shape (2,)/(3,), expected (3,)"),
+    (lambda lines, key: lines[:1] + [_resign(lines[1], key, offset=500)] + lines[2:],
+     "line 2: offset 500 is not the start of a chunk"),
+    (lambda lines, key: lines[:1] + [_resign(lines[1], key, count=1001)] + lines[2:],
+     "line 2: count 1001 is out of range (chunk of 1000 paths)"),
+    (lambda lines, key: [_resign(lines[0], "", format="v1")] + lines[1:], "has format 'v1'"),
+]
+
+
+@pytest.mark.parametrize("edit, words", BAD_CHECKPOINTS)
+def test_a_damaged_or_edited_checkpoint_is_refused_naming_the_file(tmp_path, edit, words):
+    from sde_engine.studies.checkpoints import CheckpointError
+
+    _study(tmp_path, "run", SyntheticEvaluator())
+    path = tmp_path / "run" / "checkpoint" / "lr_0.2.jsonl"
+    key = weak_order.fingerprint(build_config(SMALL))
+    path.write_text("".join(edit(_lines(path), key)))
+    rerun = SyntheticEvaluator()
+    with pytest.raises(CheckpointError) as err:
+        _study(tmp_path, "run", rerun)
+    message = str(err.value)
+    assert words in message and str(path) in message and "--restart" in message
+    assert "\n" not in message and rerun.calls == []        # refused before any work
+
+
+def test_old_single_json_checkpoints_are_refused(tmp_path):
+    from sde_engine.studies.checkpoints import CheckpointError
+
+    legacy = tmp_path / "run" / "checkpoint" / "lr_0.4.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text('{"fingerprint": "x", "info": {}, "chunks": {}}')
+    with pytest.raises(CheckpointError, match="old format without checksums"):
+        _study(tmp_path, "run", SyntheticEvaluator())
+
+
+def test_an_append_cut_short_by_a_crash_is_dropped_and_recomputed(tmp_path):
+    full = _study(tmp_path, "full", SyntheticEvaluator())
+    with pytest.raises(KeyboardInterrupt):
+        _study(tmp_path, "run", SyntheticEvaluator(fail_after=6))   # 0.4, 0.2 finished
+    path = tmp_path / "run" / "checkpoint" / "lr_0.2.jsonl"
+    text = path.read_text()
+    path.write_text(text[:-30])                 # the last chunk's line lost its end
+    second = SyntheticEvaluator()
+    done = _study(tmp_path, "run", second)
+    assert second.calls[0] == (0.2, 2000) and len(second.calls) == 7
+    assert path.read_text() == text             # cut back, then appended whole again
+    assert np.array_equal(done.record["points"]["loss"]["error"],
+                          full.record["points"]["loss"]["error"])
+
+
+def test_checkpoint_writes_are_linear_in_the_number_of_chunks(tmp_path, monkeypatch):
+    """Each chunk appends one line; the file is never rewritten (before: whole file per chunk)."""
+    from sde_engine.studies import results
+
+    written = []
+    real = results._atomic_write
+    monkeypatch.setattr(results, "_atomic_write",
+                        lambda path, text: written.append(len(text)) or real(path, text))
+    cfg = build_config({**SMALL, "lrs": [0.4], "paths": 400, "chunk_paths": 2})
+    run_order_study(cfg, str(tmp_path / "run"), evaluator=SyntheticEvaluator(),
+                    reference=_zero_reference, progress=False, plot=False)
+    log = tmp_path / "run" / "checkpoint" / "lr_0.4.jsonl"
+    assert len(_lines(log)) == 1 + 200
+    rewritten = sum(written) - sum(os.path.getsize(tmp_path / "run" / f)
+                                   for f in ("order.json", "order.csv"))
+    assert rewritten == len(_lines(log)[0])      # only the header went through a rewrite
+    resumed = PointStore(str(tmp_path / "run")).load("lr_0.4", weak_order.fingerprint(cfg),
+                                                     chunk_bounds(400, 2))
+    assert sorted(resumed) == list(range(0, 400, 2))
+
+
+def test_a_chunk_recomputed_at_the_same_offset_supersedes_the_earlier_line(tmp_path):
+    store = PointStore(str(tmp_path))
+    store.load("p", "k")
+    a, b = Moments.of(np.ones((3, 2))), Moments.of(np.zeros((5, 2)))
+    store.save("p", "k", {0: a}, {})
+    store.save("p", "k", {0: b}, {})            # same offset, new chunk: appended again
+    back = PointStore(str(tmp_path)).load("p", "k")
+    assert back[0].count == 5 and np.array_equal(back[0].mean, b.mean)
+
+
+def test_restart_clears_the_checkpoints(tmp_path):
+    _study(tmp_path, "run", SyntheticEvaluator())
+    PointStore(str(tmp_path / "run")).clear()
+    assert not os.path.exists(tmp_path / "run" / "checkpoint")
+    again = SyntheticEvaluator()
+    _study(tmp_path, "run", again)
+    assert len(again.calls) == 12
+
+
 # ---- result files -----------------------------------------------------------------
 def test_result_files_are_written_atomically(tmp_path):
     path = tmp_path / "r.json"

@@ -30,6 +30,7 @@ threads of one process at once. A unit uses ``numba_threads`` Numba threads.
 import os
 
 from .. import validation as check
+from .units import point_label, tag_failure
 
 INSTALL_HINT = "pip install 'sde-engine[distributed]'"
 IN_FLIGHT_PER_THREAD = 2
@@ -46,18 +47,33 @@ def require_distributed():
 
 
 def evaluate_unit(fn, cfg, unit, n_threads):
-    """Worker side of one unit: ``fn(cfg, *unit)`` with ``n_threads`` Numba threads."""
-    from ..simulate import numba_threads
+    """Worker side of one unit: ``fn(cfg, *unit)`` with ``n_threads`` Numba threads.
 
+    ``n_threads`` is capped at the worker's own limit (``NUMBA_NUM_THREADS``,
+    which Numba refuses to exceed); the thread count never changes the numbers.
+    """
+    from ..simulate import numba_threads
+    from .units import evaluate
+
+    if n_threads is not None:
+        n_threads = min(n_threads, thread_limit())
     with numba_threads(n_threads):
-        return fn(cfg, *unit)
+        return evaluate(fn, cfg, unit)
+
+
+def thread_limit():
+    """The most Numba threads this process may use (``NUMBA_NUM_THREADS``, else the cores)."""
+    import numba
+
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
 
 
 def _cpu_count():
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:      # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return min(cores, thread_limit())
 
 
 class DaskExecutor:
@@ -78,8 +94,10 @@ class DaskExecutor:
     client : distributed.Client, optional
         An existing client (left open on exit).
     numba_threads : int, optional
-        Numba threads per unit. Default: the machine's cores divided among the
-        local workers with ``workers``, Numba's own setting otherwise.
+        Numba threads per unit, capped on each worker at its
+        ``NUMBA_NUM_THREADS``. Default: the machine's cores (at most
+        ``NUMBA_NUM_THREADS``) divided among the local workers with ``workers``,
+        Numba's own setting otherwise.
     timeout : float
         Seconds to wait for the scheduler when connecting.
 
@@ -176,7 +194,10 @@ class DaskExecutor:
             top_up()
             for future in done:
                 unit = in_flight.pop(future)
-                result = future.result()
+                try:
+                    result = future.result()
+                except FloatingPointError as exc:
+                    raise tag_failure(exc, point_label(unit))
                 future.release()
                 top_up()
                 yield unit, result

@@ -62,3 +62,21 @@ def write_csv(path, header, rows):
     for row in rows:
         writer.writerow(to_jsonable(list(row)))   # NaN -> None -> empty cell
     _atomic_write(path, buf.getvalue())
+
+
+def check_output_dir(path, name="--out"):
+    """Refuse, before any work, an output folder that cannot be created or written.
+
+    ``path`` may not exist yet; then its nearest existing ancestor must be a
+    writable folder. Raises a one-line ``ValueError`` naming ``name`` and the path.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{name} {path} exists and is not a folder")
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise ValueError(f"{name} {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {path}: no permission to write in {probe}")

@@ -157,6 +157,9 @@ def solver_convergence(model="gbm", *, methods=METHODS, dts=None, t1=1.0, x0=1.0
     """
     check.choice(model, "model", MODELS)
     methods = tuple(methods)
+    if not methods or len(set(methods)) != len(methods):
+        raise ValueError(f"`methods` must name at least one scheme, each once, from "
+                         f"{', '.join(METHODS)}; got {list(methods)}")
     for m in methods:
         check.choice(m, "methods", METHODS)
     t1 = check.positive_float(t1, "t1")

@@ -5,8 +5,12 @@ time t = k·h (h = η², or η for SGD); the SDE is simulated with Euler–Maruy
 at a fine step on paths disjoint from the discrete runs. Both are reduced to
 the mean and standard deviation over paths of each test function φ.
 """
+import math
+
 import numpy as np
 
+from .order_config import GRID_RTOL
+from .units import tag_failure
 from .weak_order import (PHI_COLUMNS, REFERENCE_OFFSET, build_model, discrete_moments,
                          phi_values, sde_initial_state)
 
@@ -30,17 +34,36 @@ def discrete_curve(cfg, lr, n_paths, n_points=41):
                 sd=np.sqrt(sol.var[:, cols]), n_paths=sol.n_used)
 
 
+def sde_steps(cfg, dt, name="dt"):
+    """Steps of size ``dt`` in the horizon T of ``cfg``; dt must divide T into whole steps.
+
+    Raises a ValueError naming ``name`` when dt is not positive, is larger
+    than T, or leaves a fraction of a step.
+    """
+    from .. import validation as check
+
+    if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {dt!r}")
+    if dt > cfg.horizon * (1 + GRID_RTOL):
+        raise ValueError(f"`{name}` {dt:g} is larger than the horizon {cfg.horizon:g}")
+    return check.steps_on_grid(cfg.horizon, dt, name=name)
+
+
 def sde_curve(cfg, lr, n_paths, n_points=41, dt=None, keep_paths=False):
     """Mean and sd of every φ over ``n_paths`` Euler–Maruyama paths of the SDE at ``lr``.
 
-    ``dt`` defaults to ``cfg.reference_dt()``; save times are multiples of dt
-    spread over [0, T]. With ``keep_paths`` the states (n_t, n_paths, state_dim)
-    are returned as ``x``.
+    A given ``dt`` must divide the horizon T into whole steps (:func:`sde_steps`);
+    the default ``cfg.reference_dt()`` runs the whole steps that fit in [0, T].
+    Save times are multiples of dt spread over that span. With ``keep_paths``
+    the states (n_t, n_paths, state_dim) are returned as ``x``.
     """
     from ..simulate import simulate
 
-    dt = dt or cfg.reference_dt()
-    n_steps = int(round(cfg.horizon / dt))
+    if dt is None:
+        dt = cfg.reference_dt()
+        n_steps = max(1, int(math.floor(cfg.horizon / dt * (1 + GRID_RTOL))))
+    else:
+        n_steps = sde_steps(cfg, dt)
     t1 = n_steps * dt
     steps = _grid(n_steps, n_points)
     model = build_model(cfg, lr)
@@ -59,8 +82,16 @@ def sde_curve(cfg, lr, n_paths, n_points=41, dt=None, keep_paths=False):
 def trajectory_record(cfg, lrs=None, n_paths=20_000, sde_paths=None, n_points=41):
     """Discrete curves for several η and the SDE curve, for :func:`plotting.plot_trajectories`."""
     lrs = list(lrs or cfg.lrs)
-    curves = [discrete_curve(cfg, lr, n_paths, n_points) for lr in lrs]
-    sde = sde_curve(cfg, min(lrs), sde_paths or n_paths, n_points=201)
+    curves = []
+    for lr in lrs:
+        try:
+            curves.append(discrete_curve(cfg, lr, n_paths, n_points))
+        except FloatingPointError as exc:
+            raise tag_failure(exc, f"lr {lr:g}")
+    try:
+        sde = sde_curve(cfg, min(lrs), sde_paths or n_paths, n_points=201)
+    except FloatingPointError as exc:
+        raise tag_failure(exc, f"the SDE of lr {min(lrs):g}")
     return dict(study="trajectories", config=cfg.as_dict(), tests=list(cfg.tests),
                 discrete=curves, sde=sde)
 
