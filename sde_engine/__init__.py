@@ -7,6 +7,7 @@ from .examples import gbm, gbm_exact, gbm_moments, ornstein_uhlenbeck, ou_moment
 from .sde import SDE
 from .simulate import simulate
 from .expectation import expectation
+from .extrapolation import Extrapolation, extrapolate
 from .solution import DivergenceError, DivergenceReport, Solution
 from .runner import run_optimizer
 from .coupled import coupled_weak_error
@@ -19,7 +20,7 @@ from .optimizers.svag import run_svag
 __version__ = "0.1.0"
 
 __all__ = [
-    "SDE", "simulate", "expectation", "Solution", "DivergenceError", "DivergenceReport",
+    "SDE", "simulate", "expectation", "extrapolate", "Extrapolation", "Solution", "DivergenceError", "DivergenceReport",
     "gbm", "gbm_exact", "gbm_moments", "ornstein_uhlenbeck", "ou_moments",
     "run_optimizer", "coupled_weak_error", "adam_sde", "rmsprop_sde", "sgd_sde", "quadratic",
     "run_optimizer_torch", "register_torch_form", "torch_form",

@@ -231,3 +231,52 @@ def test_bad_input_is_refused_before_any_work(gbm_sde, kwargs, words):
     args.update({k: kwargs.pop(k) for k in list(kwargs) if k in args})
     with pytest.raises(ValueError, match=words.replace("(", r"\(")):
         expectation(args["sde"], args["phi"], args["x0"], args["T"], **kwargs)
+
+
+# ---- the order study's reference ------------------------------------------------------------
+@pytest.mark.slow
+def test_order_study_reference_by_mlmc_matches_the_exact_moments(monkeypatch):
+    """RMSprop on a quadratic (general noise, two blocks): MLMC against the moment ODEs."""
+    from sde_engine.studies import mlmc_reference
+    from sde_engine.studies.order_config import build_config
+    from sde_engine.studies.weak_order import exact_reference, sde_reference
+
+    cfg = build_config(dict(algorithm="rmsprop", c2=1.0, u0=[0.5], horizon=1.0,
+                            lrs=[0.4, 0.2], paths=1000, seed=3, tests=["theta1", "theta_sq"],
+                            reference="mlmc"))
+    monkeypatch.setattr(mlmc_reference, "ATOL", 0.01)
+    monkeypatch.setattr(mlmc_reference, "RTOL", 0.0)
+    refs = sde_reference(cfg)
+    for lr, (value, stderr, bias, method) in zip(cfg.lrs, refs):
+        exact = exact_reference(cfg, lr)
+        assert "multilevel" in method
+        assert np.all(stderr <= math.sqrt(1 - THETA) * 0.01 * 1.01)
+        assert np.all(np.abs(value - exact) <= 1.96 * stderr + math.sqrt(THETA) * 0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_dask_executor_gives_the_in_process_numbers(gbm_sde, small_run):
+    pytest.importorskip("distributed")
+    from sde_engine.studies.distributed import DaskExecutor
+
+    with DaskExecutor(workers=2, numba_threads=1) as executor:
+        r = expectation(gbm_sde, first_coordinate, [X0], T, executor=executor, **SMALL)
+    assert r.estimate == small_run.estimate
+    assert list(r.n_per_level) == list(small_run.n_per_level)
+
+
+def _blow_up_drift(t, x, p, out):
+    out[0] = x[0] * x[0] * x[0]
+
+
+def _blow_up_diffusion(t, x, p, out):
+    out[0] = 0.5
+
+
+@pytest.mark.slow
+def test_a_diverging_sample_is_reported_with_its_level_and_step():
+    """dX = X³ dt + 0.5 dW from 2 explodes before T = 1: reported, never averaged."""
+    sde = se.SDE(_blow_up_drift, _blow_up_diffusion, dim=1)
+    with pytest.raises(mlmc.LevelDivergenceError, match=r"MLMC level \d+ .*path 0 at step"):
+        expectation(sde, first_coordinate, [2.0], 1.0, atol=0.1, steps0=8, n_initial=10)

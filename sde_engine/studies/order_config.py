@@ -25,7 +25,7 @@ ALGORITHMS = ("sgd", "rmsprop", "adam")
 PROBLEMS = ("quadratic",)
 NOISES = ("gaussian", "rademacher", "skewed")
 TESTS = ("theta1", "theta_sq", "loss", "theta1_cubed")
-REFERENCES = ("auto", "exact", "simulate", "extrapolated")
+REFERENCES = ("auto", "exact", "simulate", "extrapolated", "mlmc")
 ESTIMATORS = ("independent", "coupled", "auto")
 SDE_METHODS = ("euler_maruyama",)
 GRID_RTOL = 1e-9
@@ -61,11 +61,12 @@ class OrderConfig:
     seed : int
     tests : tuple of str
         Test functions φ: θ₁, ‖θ‖², f(θ), θ₁³.
-    reference : {"auto", "exact", "simulate", "extrapolated"}
+    reference : {"auto", "exact", "simulate", "extrapolated", "mlmc"}
         SDE value E φ(X_T): exact moments (quadratic, constant Σ), simulation
-        (Euler–Maruyama at dt, own bias reported from dt vs 2dt), or the
+        (Euler–Maruyama at dt, own bias reported from dt vs 2dt), the
         Richardson (Talay–Tubaro) extrapolation 2 E φ(X^dt) − E φ(X^2dt) on
-        coupled paths (bias O(dt²)). "auto": exact where it applies, else
+        coupled paths (bias O(dt²)), or multilevel Monte Carlo to an RMSE
+        (:mod:`sde_engine.studies.mlmc_reference`). "auto": exact where it applies, else
         simulate; with the coupled estimator, extrapolated.
     sde_dt : float or None
         Step of the simulated reference (default: the smallest step h / 4).
@@ -267,7 +268,22 @@ def build_config(values):
         raise ValueError(f"`lrs` must be distinct, got {list(v['lrs'])}")
     cfg = OrderConfig(**v)
     _check_algorithm(cfg)
+    _check_chunks(cfg)
     return cfg
+
+
+# Each chunk is a unit of work (a task, a call into the engine) and a checkpoint line:
+# beyond this many per point the overhead swamps the work.
+MAX_CHUNKS = 100_000
+
+
+def _check_chunks(cfg):
+    for key in ("paths", "sde_paths"):
+        n = getattr(cfg, key)
+        if n is not None and -(-n // cfg.chunk_paths) > MAX_CHUNKS:
+            raise ValueError(f"`chunk_paths` {cfg.chunk_paths} splits `{key}` {n} into "
+                             f"{-(-n // cfg.chunk_paths)} chunks per point, more than "
+                             f"{MAX_CHUNKS}; use chunk_paths ≥ {-(-n // MAX_CHUNKS)}")
 
 
 def with_overrides(cfg, **values):

@@ -256,7 +256,8 @@ def reference_chunk(cfg, lrs, path_offset, n_paths):
 
 
 def use_exact_reference(cfg):
-    if cfg.reference in ("simulate", "extrapolated") or resolve_estimator(cfg)[0] == "coupled":
+    if cfg.reference in ("simulate", "extrapolated", "mlmc") \
+            or resolve_estimator(cfg)[0] == "coupled":
         return False
     return cfg.problem == "quadratic"     # linear-Gaussian SDE: exact moments apply
 
@@ -404,6 +405,15 @@ def sde_reference(cfg, store=None, executor=None):
         return [(exact_reference(cfg, lr), np.zeros(n), np.zeros(n), "exact moment ODEs")
                 for lr in cfg.lrs]
     store = store or PointStore(None)
+    if cfg.reference == "mlmc":
+        from .mlmc_reference import mlmc_reference
+        # RMSprop/Adam: the SDE of lrs[0] serves every η, as for the simulated reference
+        models = {lr: build_model(cfg, lr if cfg.algorithm == "sgd" else cfg.lrs[0])
+                  for lr in cfg.lrs}
+        points = [(models[lr], sde_initial_state(cfg, models[lr], lr), cfg.sde_time(lr))
+                  for lr in cfg.lrs]
+        return mlmc_reference(points, cfg.tests, min(map(cfg.step_size, cfg.lrs)), cfg.seed,
+                              checkpoint_dir=store.folder, executor=executor)
     executor = executor or InProcess()
     paths = cfg.sde_paths or cfg.paths
     dt = cfg.reference_dt()
