@@ -20,7 +20,7 @@ demo: venv
 	$(PY) -m sde_engine.demo --out plots/demo
 
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 test-slow: venv
 	$(PY) -m pytest -m slow

@@ -24,8 +24,6 @@ pilot is flagged: its path counts are not meaningful.
 import argparse
 import time
 
-import numpy as np
-
 from sde_engine.coupled import QUANTITIES
 from sde_engine.studies.order_config import build_config
 from sde_engine.studies.weak_order import coupled_chunk, discrete_chunk

@@ -29,7 +29,6 @@ def birge_coverage(n_points, level):
     it; the interval is ±z se0 when χ²_red ≤ 1 and ±t_{dof} se0 √χ²_red above.
     """
     dof = n_points - 2
-    z = stats.norm.ppf(0.5 + level / 2)
     t = stats.t.ppf(0.5 + level / 2, dof)
     below = stats.chi2.cdf(dof, dof) * level
     above, _ = integrate.quad(

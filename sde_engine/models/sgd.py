@@ -13,7 +13,6 @@ import math
 from numba import njit
 
 from .. import validation as check
-from .. import validation as check
 from .base import OptimizerSDE, build_sde
 
 

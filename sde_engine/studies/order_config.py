@@ -13,7 +13,7 @@ itself, k = T/η, and each η is compared with the SGD SDE at that η.
 """
 import math
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Optional, Tuple
 
 try:
