@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: venv demo test test-slow bench bench-estimators experiments experiments-fast clean
+.PHONY: venv demo test test-slow bench bench-estimators bench-mlmc experiments experiments-fast clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,9 @@ bench: venv
 
 bench-estimators: venv
 	$(PY) -m benchmarks.estimator_bench
+
+bench-mlmc: venv
+	$(PY) -m benchmarks.mlmc_bench
 
 experiments: venv
 	$(PY) -m experiments
