@@ -197,6 +197,51 @@ def _scaled_panel(ax, lrs, err, se, fit, g, comparison, label):
         ax.set_title(f"|E {label} error| / η^{q:g}", fontsize=9)
 
 
+def plot_estimator_comparison(records, title=""):
+    """Weak error vs η of one study measured by several estimators, a column per
+    test: |error| with ±2 stderr bars on top, the standard errors below.
+
+    Parameters
+    ----------
+    records : dict of str -> dict
+        Estimator name -> weak-order study record (as for :func:`plot_weak_order`;
+        all with the same ``tests``).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = list(records)
+    tests = list(records[names[0]]["tests"])
+    fig, axes = plt.subplots(2, len(tests), figsize=(4.6 * len(tests), 8), squeeze=False)
+    for j, test in enumerate(tests):
+        for k, name in enumerate(names):
+            rec = records[name]
+            pts = rec["points"][test]
+            label = f"{name} ({rec['paths']:,} paths)"
+            _error_panel(axes[0, j], rec["lrs"], pts["error"], pts["stderr"],
+                         {**rec["fits"][test]["vs_lr"], "below_noise": pts["below_noise"]},
+                         label, f"C{k}", marker="os^"[k % 3])
+            axes[1, j].plot(rec["lrs"], pts["stderr"], "-" + "os^"[k % 3], color=f"C{k}",
+                            label=label)
+        lrs = np.asarray(records[names[0]]["lrs"], dtype=float)
+        label = records[names[0]].get("labels", {}).get(test, test)
+        axes[0, j].set_title(f"|E {label}(discrete) − E {label}(SDE)|, ±2 stderr")
+        axes[1, j].set_title(f"standard error of the weak error of E {label}")
+        for ax in axes[:, j]:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(lrs, [f"{x:.3g}" for x in lrs], fontsize=7)
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_xlabel("learning rate η")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_trajectories(curves, sde_curve, ylabel="E φ", title=""):
     """Mean ± band of a test function against SDE time: discrete runs and the SDE.
 

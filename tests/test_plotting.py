@@ -46,6 +46,22 @@ def test_weak_order_figure_has_one_log_log_panel_per_test(tmp_path):
     assert os.listdir(tmp_path / "sub") == ["order.png"]
 
 
+def test_estimator_comparison_draws_each_estimators_errors_and_stderrs():
+    coupled, independent = _weak_record(), _weak_record()
+    coupled["paths"], independent["paths"] = 4096, 16384
+    independent["points"]["theta1"] = dict(independent["points"]["theta1"],
+                                           stderr=[4e-3] * 4)
+    fig = plotting.plot_estimator_comparison({"coupled": coupled, "independent": independent})
+    axes = fig.get_axes()
+    assert len(axes) == 4                                  # (errors, stderrs) x 2 tests
+    stderr_theta1 = axes[2]                                # row 2, first test
+    lines = {line.get_label(): line.get_ydata() for line in stderr_theta1.get_lines()}
+    assert list(lines["coupled (4,096 paths)"]) == [1e-3] * 4
+    assert list(lines["independent (16,384 paths)"]) == [4e-3] * 4
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert "coupled (4,096 paths)" in labels and "independent (16,384 paths)" in labels
+
+
 def test_convergence_figure_from_a_solver_record():
     dts = [0.1, 0.05, 0.025]
     fit = fit_order(dts, [0.1, 0.07, 0.05], [1e-3] * 3).as_dict()

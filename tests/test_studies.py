@@ -107,7 +107,8 @@ def test_test_values_on_hand_computed_states():
                         "tests": ["theta1", "theta_sq", "loss", "theta1_cubed"]})
     theta = np.array([[1.0, 2.0], [-2.0, 0.5]])
     expected = [[1.0, 5.0, 0.5 * 1 + 1.5 * 4, 1.0], [-2.0, 4.25, 0.5 * 4 + 1.5 * 0.25, -8.0]]
-    np.testing.assert_allclose(phi_values(cfg, theta), expected)
+    np.testing.assert_allclose(phi_values(cfg, weak_order.build_problem(cfg, 0.1), theta),
+                               expected)
 
 
 # ---- order fits and the noise floor on synthetic errors -----------------------------

@@ -191,8 +191,13 @@ class Regression(Problem):
         return clone
 
     def with_noise_scale(self, sigma):
-        """Only σ = 1/√B with a whole batch size B is a minibatch problem."""
+        """Only σ = 1/√B with a whole batch size B is a minibatch problem; the
+        Gaussian approximation takes any σ (an effective batch size 1/σ²)."""
         sigma = check.positive_float(sigma, "sigma")
+        if self.noise == "gaussian":
+            clone = super().with_noise_scale(sigma)
+            clone.params[1] = sigma ** -2
+            return clone
         batch = round(sigma ** -2)
         if batch < 1 or abs(batch * sigma**2 - 1.0) > 1e-9:
             raise ValueError(f"`sigma` of a minibatch problem must be 1/√B for a whole batch "

@@ -21,9 +21,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     tomllib = None
 
+from .order_problems import PROBLEMS, check_batch_sizes, check_problem_keys, default_theta0
+
 ALGORITHMS = ("sgd", "rmsprop", "adam")
-PROBLEMS = ("quadratic",)
-NOISES = ("gaussian", "rademacher", "skewed")
 TESTS = ("theta1", "theta_sq", "loss", "theta1_cubed")
 REFERENCES = ("auto", "exact", "simulate", "extrapolated", "mlmc")
 ESTIMATORS = ("independent", "coupled", "auto")
@@ -40,18 +40,33 @@ class OrderConfig:
     algorithm : {"sgd", "rmsprop", "adam"}
     bias_correction : bool
         RMSprop/Adam bias correction (SPEC §2).
-    problem : {"quadratic"}
+    problem : {"quadratic", "linear_regression", "logistic_regression", "rosenbrock", "custom"}
+        f(θ); see :mod:`sde_engine.studies.order_problems`. Quadratic:
         f(θ) = ½ θᵀ diag(curvature) θ.
     dim : int
-        d; vectors of length 1 below are repeated d times.
-    curvature, noise_cov : tuple of float, length d
-        Diagonals of H and Σ.
-    noise : {"gaussian", "rademacher", "skewed"}
+        d; vectors of length 1 below are repeated d times. Set by the data for
+        the other problems.
+    curvature, noise_cov : tuple of float, length d, or None
+        Diagonals of H and Σ (quadratic only; default 1).
+    dataset : {"breast_cancer", "diabetes"} or None
+        Regression problems: the scikit-learn dataset.
+    features : int or None
+        Regression problems: its first ``features`` columns (None: all),
+        standardised, plus an intercept (d = features + 1).
+    l2 : float or None
+        Regression problems: the L2 weight λ (None: 0).
+    factory : str or None
+        Custom problems: ``"module:function"`` returning the problem.
+    noise : {"gaussian", "rademacher", "skewed", "minibatch"}
+        Gradient-noise family; regression problems take "minibatch" (real
+        minibatches, B = (η/σ0)² whole) or "gaussian" (their Gaussian
+        approximation).
     sigma0, eps0, c1, c2 : float
         SDE constants held fixed as η varies (c1: Adam only; c1, c2 unused by SGD).
     u0 : tuple of float or None
         u = v/σ² at t = 0; None: the standard start v0 = 0 (and m0 = 0).
     theta0 : tuple of float, length d
+        Default 1 (quadratic) or 0 (the other problems).
     horizon : float
         SDE time T.
     lrs : tuple of float
@@ -62,7 +77,7 @@ class OrderConfig:
     tests : tuple of str
         Test functions φ: θ₁, ‖θ‖², f(θ), θ₁³.
     reference : {"auto", "exact", "simulate", "extrapolated", "mlmc"}
-        SDE value E φ(X_T): exact moments (quadratic, constant Σ), simulation
+        SDE value E φ(X_T): exact moments (quadratic only), simulation
         (Euler–Maruyama at dt, own bias reported from dt vs 2dt), the
         Richardson (Talay–Tubaro) extrapolation 2 E φ(X^dt) − E φ(X^2dt) on
         coupled paths (bias O(dt²)), or multilevel Monte Carlo to an RMSE
@@ -99,9 +114,13 @@ class OrderConfig:
     bias_correction: bool = False
     problem: str = "quadratic"
     dim: int = 1
-    curvature: Tuple[float, ...] = (1.0,)
+    curvature: Optional[Tuple[float, ...]] = None
     noise: str = "gaussian"
-    noise_cov: Tuple[float, ...] = (1.0,)
+    noise_cov: Optional[Tuple[float, ...]] = None
+    dataset: Optional[str] = None
+    features: Optional[int] = None
+    l2: Optional[float] = None
+    factory: Optional[str] = None
     sigma0: float = 1.0
     eps0: float = 0.1
     c1: Optional[float] = None
@@ -167,11 +186,12 @@ VECTOR_KEYS = ("curvature", "noise_cov", "u0", "theta0")
 
 def key_kind(name):
     """Value kind of a key: 'str', 'bool', 'int', 'float', 'floats', 'strs'."""
-    if name in ("algorithm", "problem", "noise", "reference", "estimator", "title"):
+    if name in ("algorithm", "problem", "noise", "reference", "estimator", "title", "dataset",
+                "factory"):
         return "str"
     if name in ("bias_correction", "control_variate"):
         return "bool"
-    if name in ("dim", "paths", "seed", "sde_paths", "chunk_paths", "sde_substeps"):
+    if name in ("dim", "paths", "seed", "sde_paths", "chunk_paths", "sde_substeps", "features"):
         return "int"
     if name in VECTOR_KEYS or name == "lrs":
         return "floats"
@@ -229,13 +249,15 @@ def build_config(values):
     v = {k: x for k, x in values.items() if x is not None}
     _choice(v, "algorithm", ALGORITHMS)
     _choice(v, "problem", PROBLEMS)
-    _choice(v, "noise", NOISES)
     _choice(v, "reference", REFERENCES)
     _choice(v, "estimator", ESTIMATORS)
     for k in ("bias_correction", "control_variate"):
         if k in v and not isinstance(v[k], bool):
             raise ValueError(f"`{k}` must be true or false, got {v[k]!r}")
-    for k in ("dim", "paths", "chunk_paths", "sde_paths", "sde_substeps"):
+    for k in ("dataset", "factory"):
+        if k in v and not isinstance(v[k], str):
+            raise ValueError(f"`{k}` must be a string, got {v[k]!r}")
+    for k in ("dim", "paths", "chunk_paths", "sde_paths", "sde_substeps", "features"):
         if k in v:
             v[k] = _int(v[k], k, minimum=1)
     if "seed" in v:
@@ -243,15 +265,17 @@ def build_config(values):
     for k in ("horizon", "sigma0", "c1", "c2", "sde_dt"):
         if k in v:
             v[k] = _real(v[k], k, positive=True)
-    if "eps0" in v:
-        v["eps0"] = _real(v["eps0"], "eps0", positive=False)
-    dim = v.get("dim", 1)
+    for k in ("eps0", "l2"):
+        if k in v:
+            v[k] = _real(v[k], k, positive=False)
+    dim = v["dim"] = check_problem_keys(v)
     for k in VECTOR_KEYS:
         if k in v:
             v[k] = _vector(v[k], k, dim, nonnegative=k != "theta0")
-    for k in ("curvature", "noise_cov", "theta0"):
-        if k not in v:
-            v[k] = tuple(getattr(OrderConfig, k)) * dim
+    if v.get("problem", "quadratic") == "quadratic":
+        for k in ("curvature", "noise_cov"):
+            v.setdefault(k, (1.0,) * dim)
+    v.setdefault("theta0", default_theta0(v.get("problem", "quadratic"), dim))
     if "title" in v and not isinstance(v["title"], str):
         raise ValueError(f"`title` must be a string, got {v['title']!r}")
     tests = v.get("tests", OrderConfig.tests)
@@ -268,6 +292,11 @@ def build_config(values):
         raise ValueError(f"`lrs` must be distinct, got {list(v['lrs'])}")
     cfg = OrderConfig(**v)
     _check_algorithm(cfg)
+    check_batch_sizes(cfg, [(lr, cfg.hyperparameters(lr)["noise_scale"]) for lr in cfg.lrs])
+    if cfg.reference == "exact" and cfg.problem != "quadratic":
+        raise ValueError(f"`reference` 'exact' needs the quadratic problem (linear moment "
+                         f"equations); problem {cfg.problem!r} takes 'simulate', "
+                         f"'extrapolated' or 'mlmc'")
     _check_chunks(cfg)
     return cfg
 

@@ -55,6 +55,7 @@ from solvers.rng import STREAMS_VERSION
 
 from ..analysis import compare_fits, fit_log_model, fit_order
 from ..coupled import coupled_weak_error, theta_observables
+from . import order_problems
 from .checkpoints import PointStore  # noqa: F401  (re-exported)
 from .coupled import coupled_points, resolve_estimator
 from .order_config import NON_NUMERIC_KEYS
@@ -70,15 +71,26 @@ TEST_LABELS = {"theta1": "θ₁", "theta_sq": "‖θ‖²", "loss": "f(θ)", "th
 
 
 # ---- test functions ------------------------------------------------------------------
-def phi_values(cfg, theta):
-    """φ(θ) for each test of ``cfg``: shape (n, n_tests) from θ of shape (n, d)."""
-    theta = np.asarray(theta, dtype=float)
-    h = np.asarray(cfg.curvature)
-    cols = {"theta1": lambda: theta[:, 0],
-            "theta_sq": lambda: np.sum(theta**2, axis=1),
-            "loss": lambda: 0.5 * np.sum(h * theta**2, axis=1),
-            "theta1_cubed": lambda: theta[:, 0] ** 3}
-    return np.column_stack([cols[t]() for t in cfg.tests])
+def phi_values(cfg, problem, theta):
+    """φ(θ) for each test of ``cfg``: shape (n, n_tests) from θ of shape (n, d);
+    "loss" is ``problem``'s f."""
+    theta = np.ascontiguousarray(theta, dtype=float)
+    out = np.empty((theta.shape[0], len(PHI_COLUMNS)))
+    _rowwise_phi(problem.loss)(theta, problem.params, out)
+    return out[:, [PHI_COLUMNS.index(t) for t in cfg.tests]]
+
+
+@functools.lru_cache(maxsize=None)
+def _rowwise_phi(loss):
+    """Jitted ``rows(theta, params, out)``: out[i] = (θ₁, ‖θ‖², f(θ), θ₁³) of theta[i]."""
+    phi = theta_observables(loss)
+
+    @njit
+    def rows(theta, params, out):
+        for i in range(theta.shape[0]):
+            phi(theta[i], params, out[i])
+
+    return rows
 
 
 def exact_test_means(ref, tests):
@@ -90,11 +102,9 @@ def exact_test_means(ref, tests):
 
 # ---- the discrete algorithm and its SDE at one learning rate ---------------------------
 def build_problem(cfg, lr):
-    """The quadratic problem with the noise scale σ of learning rate ``lr``."""
-    from ..problems import quadratic
-
-    return quadratic(np.array(cfg.curvature), Sigma=np.array(cfg.noise_cov), noise=cfg.noise,
-                     noise_scale=cfg.hyperparameters(lr)["noise_scale"])
+    """The study's problem at the noise scale σ of learning rate ``lr``
+    (:mod:`.order_problems`)."""
+    return order_problems.build_problem(cfg, cfg.hyperparameters(lr)["noise_scale"])
 
 
 def build_model(cfg, lr):
@@ -250,7 +260,7 @@ def reference_chunk(cfg, lrs, path_offset, n_paths):
     rows = []
     for x in lrs:
         i = times.index(cfg.sde_time(x))
-        f, c = phi_values(cfg, fine[i]), phi_values(cfg, coarse[i])
+        f, c = phi_values(cfg, model.problem, fine[i]), phi_values(cfg, model.problem, coarse[i])
         rows.append(np.concatenate([f, f - c, 2 * f - c], axis=1))
     return Moments.of(np.stack(rows, axis=1))
 
