@@ -331,33 +331,6 @@ def _control_save_times(T, hs):
     return np.linspace(0.0, T, round(T / (2 * hs.max())) + 1)
 
 
-def weak2_errors(request, name):
-    hs, n = WEAK2_STUDIES[name]
-    errors, stderrs = [], []
-    if name in ("gbm", "sinh", "arctan"):
-        prob = reducible(name, request, weak2=True)
-        exact = prob.exact_mean(T1)
-        for h in hs:
-            sol = se.simulate(prob.sde, [prob.x0], (0.0, T1), h, n, method="weak2",
-                              seed=SEED, save_brownian=True)
-            gap = sol.x[-1, :, 0] - prob.control(T1, sol.W[-1, :, 0])
-            errors.append(gap.mean() + prob.walk_mean(T1, h) - exact)
-            stderrs.append(gap.std(ddof=1) / math.sqrt(n))
-        return hs, np.array(errors), np.array(stderrs)
-    prob = linear(name, request)
-    exact = prob.mean(prob.T)
-    save = _control_save_times(prob.T, hs)
-    for h in hs:
-        runs = [se.simulate(prob.sde, prob.x0, (0.0, prob.T), h, size, method="weak2",
-                            seed=seed, save_at=save, save_brownian=True)
-                for seed, size in ((SEED, n), (SEED + 1, n // 4))]
-        (y, S), (pilot_y, pilot_S) = [(r.x[-1, :, 0], _increments(r.W)) for r in runs]
-        mean, err = _linear_control(S, y, pilot_S, pilot_y)
-        errors.append(mean - exact)
-        stderrs.append(err)
-    return hs, np.array(errors), np.array(stderrs)
-
-
 EXTRAPOLATION_STUDIES = {
     "gbm": (2.0 ** -np.arange(4, 8), 50_000),
     "sinh": (2.0 ** -np.arange(4, 8), 50_000),
@@ -368,33 +341,55 @@ EXTRAPOLATION_STUDIES = {
 }
 
 
-def extrapolated_em_errors(request, name):
-    hs, n = EXTRAPOLATION_STUDIES[name]
+def _weak_errors(request, name, studies, run, weak2):
+    """Errors and standard errors of one study over its steps h.
+
+    ``run(sde, x0, h, n, seed, save_at, brownian_dt)`` returns (φ(X_T) per path
+    (n,), the walk that drove the run at the save times (n_save, n, m)).
+    """
+    hs, n = studies[name]
     errors, stderrs = [], []
     fine_w = hs.min() / 2
     if name in ("gbm", "sinh", "arctan"):
-        prob = reducible(name, request, weak2=False)
+        prob = reducible(name, request, weak2=weak2)
         exact = prob.exact_mean(T1)
         for h in hs:
-            ex = extrapolate(prob.sde, [prob.x0], (0.0, T1), h, n, seed=SEED, keep_paths=True,
-                             brownian_dt=fine_w)
-            gap = ex.values[-1, :, 0] - prob.control(T1, ex.W[-1, :, 0])
-            errors.append(gap.mean())     # E C = E u(X_T): the exact mean cancels
+            y, W = run(prob.sde, [prob.x0], h, n, SEED, None, fine_w)
+            gap = y - prob.control(T1, W[-1, :, 0])
+            control_mean = prob.walk_mean(T1, h) if weak2 else exact   # E C
+            errors.append(gap.mean() + control_mean - exact)
             stderrs.append(gap.std(ddof=1) / math.sqrt(n))
         return hs, np.array(errors), np.array(stderrs)
     prob = linear(name, request)
-    exact = prob.mean(prob.T)
     save = _control_save_times(prob.T, hs)
     for h in hs:
-        runs = [extrapolate(prob.sde, prob.x0, (0.0, prob.T), h, size, seed=seed,
-                            observables=_first_coordinate, n_observables=1, save_at=save,
-                            keep_paths=True, brownian_dt=fine_w)
-                for seed, size in ((SEED, n), (SEED + 1, n // 4))]
-        (y, S), (pilot_y, pilot_S) = [(r.values[-1, :, 0], _increments(r.W)) for r in runs]
-        mean, err = _linear_control(S, y, pilot_S, pilot_y)
-        errors.append(mean - exact)
+        (y, W), (pilot_y, pilot_W) = [run(prob.sde, prob.x0, h, size, seed, save, fine_w)
+                                      for seed, size in ((SEED, n), (SEED + 1, n // 4))]
+        mean, err = _linear_control(_increments(W), y, _increments(pilot_W), pilot_y)
+        errors.append(mean - prob.mean(prob.T))
         stderrs.append(err)
     return hs, np.array(errors), np.array(stderrs)
+
+
+def _run_weak2(sde, x0, h, n, seed, save_at, brownian_dt):
+    sol = se.simulate(sde, x0, (0.0, T1), h, n, method="weak2", seed=seed, save_at=save_at,
+                      save_brownian=True)
+    return sol.x[-1, :, 0], sol.W
+
+
+def _run_extrapolated_em(sde, x0, h, n, seed, save_at, brownian_dt):
+    """One Brownian resolution (half the finest step) for every h: all levels coupled."""
+    ex = extrapolate(sde, x0, (0.0, T1), h, n, seed=seed, observables=_first_coordinate,
+                     n_observables=1, save_at=save_at, keep_paths=True, brownian_dt=brownian_dt)
+    return ex.values[-1, :, 0], ex.W
+
+
+def weak2_errors(request, name):
+    return _weak_errors(request, name, WEAK2_STUDIES, _run_weak2, weak2=True)
+
+
+def extrapolated_em_errors(request, name):
+    return _weak_errors(request, name, EXTRAPOLATION_STUDIES, _run_extrapolated_em, weak2=False)
 
 
 WEAK2_PROBLEMS = ("gbm", "sinh", "arctan", "ou", "rmsprop", "adam")
