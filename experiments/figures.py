@@ -71,7 +71,8 @@ INDEPENDENT = dict(estimator="independent", paths=16_384, sde_paths=8192, sde_dt
 def adam_bc_logistic(out_dir):
     coupled = build_config(load_toml(str(CONFIGS.parent / "adam_bc_logistic.toml")))
     records = {}
-    for name, cfg in (("coupled", coupled), ("independent", with_overrides(coupled, **INDEPENDENT))):
+    independent = with_overrides(coupled, **INDEPENDENT)
+    for name, cfg in (("coupled", coupled), ("independent", independent)):
         records[name] = run_order_study(cfg, str(out_dir / name)).record
     fig = plotting.plot_estimator_comparison(records, title=coupled.title)
     plotting.save_figure(fig, out_dir / "estimators.png")

@@ -433,9 +433,9 @@ def test_weak2_allowance_covers_exact_pre_asymptotic_bias():
         return (2 * (1 + lam * h) ** (T1 / h) - (1 + 2 * lam * h) ** (T1 / (2 * h))
                 - math.exp(lam * T1))
 
-    cases = ((h, weak2_ou),
-             (EXTRAPOLATION_STUDIES["ou"][0], extrapolated_linear(-theta, EXTRAPOLATION_STUDIES["ou"][0])),
-             (EXTRAPOLATION_STUDIES["gbm"][0], extrapolated_linear(1.0, EXTRAPOLATION_STUDIES["gbm"][0])))
+    h_ou, h_gbm = EXTRAPOLATION_STUDIES["ou"][0], EXTRAPOLATION_STUDIES["gbm"][0]
+    cases = ((h, weak2_ou), (h_ou, extrapolated_linear(-theta, h_ou)),
+             (h_gbm, extrapolated_linear(1.0, h_gbm)))   # the GBM study's μ = 1
     for h, errors in cases:
         bias = abs(fit_order(h, errors, np.full(len(h), 1e-12)).order - 2.0)
         assert bias < WEAK2_ALLOWANCE

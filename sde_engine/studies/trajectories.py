@@ -71,7 +71,8 @@ def sde_curve(cfg, lr, n_paths, n_points=41, dt=None, keep_paths=False):
                    seed=cfg.seed, path_offset=REFERENCE_OFFSET, save_at=steps * dt,
                    on_divergence="raise")
     d = len(cfg.theta0)
-    phi = np.stack([phi_values(cfg, model.problem, x[:, :d]) for x in sol.x])      # (n_t, n_paths, n_tests)
+    # (n_t, n_paths, n_tests)
+    phi = np.stack([phi_values(cfg, model.problem, x[:, :d]) for x in sol.x])
     out = dict(t=sol.t, mean=phi.mean(axis=1), sd=phi.std(axis=1, ddof=1), n_paths=n_paths,
                dt=dt)
     if keep_paths:
