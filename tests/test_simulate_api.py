@@ -129,7 +129,11 @@ def test_slices_of_chunks_do_not_change_any_number(monkeypatch, cubic, moments, 
 
 
 CTRL_C_SCRIPT = """
+import signal
 import sde_engine as se
+
+# what an interactive Python has; a child of a pytest-xdist worker inherits an ignored SIGINT
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def moments(t, x, params, out):
     out[0] = x[0]
@@ -152,7 +156,8 @@ def test_ctrl_c_is_honoured_within_a_slice(tmp_path):
     sends it, 0.3 s in; the KeyboardInterrupt must come within about a slice
     (0.2 s), not at the end. A child process, so that the signal reaches the
     main thread of a Python that runs nothing else (pytest-xdist workers do not
-    run tests on their main thread)."""
+    run tests on their main thread, and ignore SIGINT: the child restores
+    Python's handler, or it would inherit that and finish the run)."""
     script = tmp_path / "ctrl_c.py"
     script.write_text(CTRL_C_SCRIPT)
     child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
