@@ -234,6 +234,26 @@ def test_bad_input_is_refused_before_any_work(gbm_sde, kwargs, words):
 
 
 # ---- the order study's reference ------------------------------------------------------------
+def test_mlmc_reference_of_every_lr_starts_from_the_first_lrs_state(monkeypatch):
+    """RMSprop with u0: v0 = σ² u0 is in the units of an η, so every point, which
+    uses the SDE of lrs[0], must start from lrs[0]'s state (a mix gave u = 2 at
+    η = 0.2 instead of 0.5: found by the slow test below)."""
+    from sde_engine.studies import mlmc_reference
+    from sde_engine.studies.order_config import build_config
+    from sde_engine.studies.weak_order import sde_reference
+
+    captured = []
+    monkeypatch.setattr(mlmc_reference, "mlmc_reference",
+                        lambda points, *args, **kwargs: captured.extend(points))
+    cfg = build_config(dict(algorithm="rmsprop", c2=1.0, u0=[0.5], horizon=1.0,
+                            lrs=[0.4, 0.2], paths=1000, tests=["theta1"], reference="mlmc"))
+    sde_reference(cfg)
+    (model_a, x0_a, t_a), (model_b, x0_b, t_b) = captured
+    np.testing.assert_array_equal(model_a.sde.params, model_b.sde.params)
+    np.testing.assert_array_equal(x0_a, x0_b)
+    assert (t_a, t_b) == pytest.approx((0.96, 1.0))
+
+
 @pytest.mark.slow
 def test_order_study_reference_by_mlmc_matches_the_exact_moments(monkeypatch):
     """RMSprop on a quadratic (general noise, two blocks): MLMC against the moment ODEs."""

@@ -417,11 +417,12 @@ def sde_reference(cfg, store=None, executor=None):
     store = store or PointStore(None)
     if cfg.reference == "mlmc":
         from .mlmc_reference import mlmc_reference
-        # RMSprop/Adam: the SDE of lrs[0] serves every η, as for the simulated reference
-        models = {lr: build_model(cfg, lr if cfg.algorithm == "sgd" else cfg.lrs[0])
-                  for lr in cfg.lrs}
-        points = [(models[lr], sde_initial_state(cfg, models[lr], lr), cfg.sde_time(lr))
-                  for lr in cfg.lrs]
+        # RMSprop/Adam: the SDE of lrs[0] (and its initial state: v0 = σ² u0 is in the
+        # units of that η) serves every η, as for the simulated reference
+        model_lr = {lr: lr if cfg.algorithm == "sgd" else cfg.lrs[0] for lr in cfg.lrs}
+        models = {lr: build_model(cfg, model_lr[lr]) for lr in cfg.lrs}
+        points = [(models[lr], sde_initial_state(cfg, models[lr], model_lr[lr]),
+                   cfg.sde_time(lr)) for lr in cfg.lrs]
         return mlmc_reference(points, cfg.tests, min(map(cfg.step_size, cfg.lrs)), cfg.seed,
                               checkpoint_dir=store.folder, executor=executor)
     executor = executor or InProcess()
