@@ -198,8 +198,8 @@ class Regression(Problem):
             clone = super().with_noise_scale(sigma)
             clone.params[1] = sigma ** -2
             return clone
-        batch = round(sigma ** -2)
-        if batch < 1 or abs(batch * sigma**2 - 1.0) > 1e-9:
+        batch = whole_batch_size(sigma)
+        if batch is None:
             raise ValueError(f"`sigma` of a minibatch problem must be 1/√B for a whole batch "
                              f"size B, got {sigma!r}; use with_batch_size(B)")
         return self.with_batch_size(batch)
@@ -213,6 +213,12 @@ class Regression(Problem):
             s = 1.0 / (1.0 + np.exp(-(self.X @ x)))
             w = s * (1.0 - s)
         return (self.X.T * w) @ self.X / len(self.y) + self.l2 * np.eye(self.dim)
+
+
+def whole_batch_size(sigma):
+    """B with σ = 1/√B if that B is a whole number ≥ 1 (to rounding), else None."""
+    batch = round(sigma ** -2)
+    return batch if batch >= 1 and abs(batch * sigma**2 - 1.0) <= 1e-9 else None
 
 
 def linear_regression(X, y, batch_size, *, l2=0.0, noise="minibatch"):

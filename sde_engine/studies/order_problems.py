@@ -36,7 +36,6 @@ PROBLEM_NOISES = {"quadratic": ("gaussian", "rademacher", "skewed"),
                   "linear_regression": ("gaussian", "minibatch"),
                   "logistic_regression": ("gaussian", "minibatch")}
 ROSENBROCK = dict(a=1.0, b=100.0)
-BATCH_RTOL = 1e-9
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,12 +94,6 @@ def base_noise(factory):
     return custom_factory(factory).noise
 
 
-def batch_size(noise_scale):
-    """B = 1/σ² (whole within rounding, or None)."""
-    b = noise_scale ** -2
-    return round(b) if round(b) >= 1 and abs(round(b) - b) <= BATCH_RTOL * b else None
-
-
 def build_problem(cfg, noise_scale):
     """The :class:`~sde_engine.problems.base.Problem` of ``cfg`` at noise scale σ."""
     from .. import problems
@@ -122,10 +115,12 @@ def build_problem(cfg, noise_scale):
 
 def check_batch_sizes(cfg, noise_scales):
     """Minibatch noise needs a whole B = 1/σ² at every study point."""
+    from ..problems.regression import whole_batch_size
+
     if cfg.problem not in REGRESSIONS or cfg.noise != "minibatch":
         return
     for lr, sigma in noise_scales:
-        if batch_size(sigma) is None:
+        if whole_batch_size(sigma) is None:
             raise ValueError(
                 f"lr {lr:g} with sigma0 {cfg.sigma0:g} gives minibatches of B = 1/σ² = "
                 f"{sigma ** -2:.6g} examples, not a whole number; with minibatch noise choose "
