@@ -27,7 +27,8 @@ Targets (issue 2, 2 cores): engine ≥ 20× torchsde at 10^4 paths and ≥ 40× 
 10^5 (checked against both torchsde variants), ≥ 3× NumPy, ≥ 60% of the normal
 rate. Usage::
 
-    python -m benchmarks              # 10^4 and 10^5 paths x 1000 steps (about 9 minutes)
+    python -m benchmarks              # 10^4 and 10^5 paths x 1000 steps (about 10 minutes),
+                                      # then general noise (benchmarks/general_noise_bench.py)
     python -m benchmarks --quick      # 10^3 and 10^4 paths x 200 steps (seconds)
 """
 import argparse
@@ -43,7 +44,7 @@ from solvers.driver import CHUNK_PATHS
 from solvers.rng import fill_normal_block, seed_stream
 from solvers.sde_kernel import BLOCK_NORMALS
 
-from . import optimizer_bench
+from . import general_noise_bench, optimizer_bench
 from .timing import best_interleaved, best_seconds
 
 DIM = 10
@@ -257,6 +258,8 @@ def main(argv=None):
     parser.add_argument("--no-torchsde", action="store_true", help="skip torchsde")
     parser.add_argument("--no-optimizer", action="store_true",
                         help="skip benchmarks/optimizer_bench.py")
+    parser.add_argument("--no-general-noise", action="store_true",
+                        help="skip benchmarks/general_noise_bench.py")
     args = parser.parse_args(argv)
     path_counts = args.paths or ([1_000, 10_000] if args.quick else [10_000, 100_000])
     n_steps = args.steps or (200 if args.quick else 1000)
@@ -268,5 +271,11 @@ def main(argv=None):
           f"{os.cpu_count()} CPUs: rates are only comparable on an otherwise idle machine)")
     print()
     print("\n".join(target_lines(rates, path_counts)))
+    if not args.no_general_noise:
+        n_general, steps_general = (1_000, 200) if args.quick else (10_000, 1000)
+        general = general_noise_bench.measure(n_general, steps_general, args.repeats,
+                                              torchsde=not args.no_torchsde)
+        print()
+        print("\n".join(general_noise_bench.table_lines(general, n_general, steps_general)))
     if not args.no_optimizer:
         print("\n".join(optimizer_lines(args.quick)))

@@ -14,7 +14,8 @@ from solvers.registry import SCHEMES, get_scheme
 from . import validation as check
 from .backends import backend_simulator
 from .sde import as_sde
-from .user_functions import as_dispatcher, bounds_checked, sde_function_types, user_code_errors
+from .user_functions import (as_dispatcher, bounds_checked, sde_function_types, user_code_errors,
+                             warn_if_allocating)
 from .solution import DivergenceError, DivergenceReport, Solution
 
 DIVERGENCE_POLICIES = ("raise", "warn", "drop")
@@ -156,12 +157,12 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     if n_obs:
         probe_observables(obs_fn, n_obs, t0, x0[0], sde.params)
 
-    run = _compiled_driver(sde, scheme, obs_fn, n_obs, refine > 1, bool(save_brownian),
-                           bool(check_bounds))
-    m = sde.noise_dim
-    setup = (t0, dt, refine, m, math.sqrt(dt / refine), scheme.draws_per_step(sde))
     suspects = sde.user_functions() + (
         [("observables", as_dispatcher(obs_fn), sde_function_types(1))] if n_obs else [])
+    run = _compiled_driver(sde, scheme, obs_fn, n_obs, refine > 1, bool(save_brownian),
+                           bool(check_bounds), suspects)
+    m = sde.noise_dim
+    setup = (t0, dt, refine, m, math.sqrt(dt / refine), scheme.draws_per_step(sde))
     with numba_threads(n_threads), user_code_errors(suspects):
         out = run_paths(run, x0, n_steps, steps, sde.params, setup, seed, path_offset,
                         n_paths, n_obs, save_x=bool(save_paths),
@@ -279,9 +280,12 @@ def streamed_moments(out, times, stacklevel=2):
     return out["mean"], var
 
 
-def _compiled_driver(sde, scheme, obs_fn, n_obs, refined, save_w, check_bounds=False):
+def _compiled_driver(sde, scheme, obs_fn, n_obs, refined, save_w, check_bounds, suspects):
+    """The compiled path loop for this SDE and these options (built once, then reused);
+    building it first warns about user functions that allocate per call."""
     key = (scheme.name, obs_fn, n_obs, refined, save_w, check_bounds)
     if key not in sde._compiled:
+        warn_if_allocating(suspects, stacklevel=4)
         step = scheme.make_step(sde.bounds_checked() if check_bounds else sde)
         obs_jit = obs_fn if isinstance(obs_fn, numba.core.registry.CPUDispatcher) else njit(obs_fn)
         if check_bounds and n_obs:

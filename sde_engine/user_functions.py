@@ -18,6 +18,13 @@ wrong there that plain Python does not show:
   compiled with Numba's ``boundscheck=True``, called out of line through a
   status function, and an ``IndexError`` naming the function when it fails.
 
+* **A function allocates an array on every call** (``A @ x``, ``np.dot``,
+  whole-array arithmetic). It runs, but the allocation costs far more than the
+  small product it holds (10× on a 5-D linear SDE, see :mod:`sde_engine.dense`).
+  :func:`warn_if_allocating` finds such lines from Numba's typed IR (a few
+  milliseconds, no code generation) and warns once per function with an
+  :class:`AllocationWarning`.
+
 Why the indirection: Numba cannot catch one exception type alone, and a
 ``try`` or a ``raise`` statement in the body of the engine's ``prange`` loop
 (where the user's functions are inlined) makes Numba run that loop serially.
@@ -28,10 +35,11 @@ which the parallel loop passes on (as a ``SystemError`` chained to it, which
 """
 import contextlib
 import re
+import warnings
 
 import numba
 from numba import types
-from numba.core import compiler, typed_passes
+from numba.core import compiler, ir, typed_passes
 from numba.core.errors import NumbaError
 from numba.core.registry import cpu_target
 from numba.extending import intrinsic
@@ -122,12 +130,68 @@ def _infer_types(fn, argtypes):
     """Run Numba's type inference (not code generation) on ``fn`` for ``argtypes``.
 
     What fails to compile nearly always fails here, in a few milliseconds where a
-    full compilation takes a second or more.
+    full compilation takes a second or more. Returns ``(function IR, typemap)``.
     """
     cpu_target.typing_context.refresh()
     interp = compiler.run_frontend(getattr(fn, "py_func", fn))
-    typed_passes.type_inference_stage(cpu_target.typing_context, cpu_target.target_context,
-                                      interp, tuple(argtypes), None)
+    typed = typed_passes.type_inference_stage(cpu_target.typing_context,
+                                              cpu_target.target_context, interp,
+                                              tuple(argtypes), None)
+    return interp, typed.typemap
+
+
+class AllocationWarning(UserWarning):
+    """A user function makes a new array on every call: slow inside the path loop."""
+
+
+#: Typed-IR expressions that make a new array when their result is one
+#: (indexing and attributes give views, and are not among them).
+_ALLOCATING_OPS = ("call", "binop", "unary")
+
+
+def allocating_lines(fn, argtypes):
+    """Source lines of ``fn`` where an expression makes a new array, for ``argtypes``.
+
+    Returns a sorted list of line numbers (empty when ``fn`` writes only into
+    existing arrays). ``out[:] = A @ x`` is one; ``out[:, k]`` is a view, not one.
+    """
+    interp, typemap = _infer_types(fn, argtypes)
+    lines = set()
+    for block in interp.blocks.values():
+        for stmt in block.body:
+            if (isinstance(stmt, ir.Assign) and isinstance(stmt.value, ir.Expr)
+                    and stmt.value.op in _ALLOCATING_OPS
+                    and isinstance(typemap.get(stmt.target.name), types.Array)):
+                lines.add(stmt.loc.line)
+    return sorted(lines)
+
+
+_ENGINE_PACKAGE = __name__.split(".")[0] + "."
+
+
+def warn_if_allocating(suspects, stacklevel=3):
+    """Warn (:class:`AllocationWarning`) for each user function that allocates per call.
+
+    Parameters
+    ----------
+    suspects : sequence of (label, dispatcher, argtypes)
+        As for :func:`user_code_errors`. A function that does not type-check is
+        skipped here (the run reports it), and so are the engine's own.
+    """
+    for label, fn, argtypes in suspects:
+        if getattr(getattr(fn, "py_func", fn), "__module__", "").startswith(_ENGINE_PACKAGE):
+            continue            # the engine's own models: nothing the user can change
+        try:
+            lines = allocating_lines(fn, argtypes)
+        except NumbaError:
+            continue
+        if lines:
+            warnings.warn(
+                f"`{label}` ({_describe(fn)}) makes a new array on every call (line"
+                f"{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}: e.g. `A @ x`, "
+                f"np.dot, whole-array arithmetic); in the path loop that can cost 10x the "
+                f"run. Write into `out` with loops or sde_engine.dense.matvec "
+                f"({USER_FUNCTIONS_DOC})", AllocationWarning, stacklevel=stacklevel)
 
 
 def compile_user_function(label, fn, argtypes, full=False):
