@@ -6,6 +6,7 @@ torch forms with a lazy torch, then the SVAG/scaling layer).
 from .examples import gbm, gbm_exact, gbm_moments, ornstein_uhlenbeck, ou_moments
 from .sde import SDE
 from .simulate import simulate
+from .user_functions import AllocationWarning
 from .expectation import expectation
 from .extrapolation import Extrapolation, extrapolate
 from .solution import DivergenceError, DivergenceReport, Solution
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SDE", "simulate", "expectation", "extrapolate", "Extrapolation", "Solution", "DivergenceError", "DivergenceReport",
+    "AllocationWarning",
     "gbm", "gbm_exact", "gbm_moments", "ornstein_uhlenbeck", "ou_moments",
     "run_optimizer", "coupled_weak_error", "adam_sde", "rmsprop_sde", "sgd_sde", "quadratic",
     "run_optimizer_torch", "register_torch_form", "torch_form",

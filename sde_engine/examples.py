@@ -9,11 +9,13 @@ from .sde import SDE
 
 
 def _gbm_drift(t, x, params, out):
-    out[:] = params[0] * x
+    for i in range(x.shape[0]):        # loops, not out[:] = ... * x: no array per call
+        out[i] = params[0] * x[i]
 
 
 def _gbm_diffusion(t, x, params, out):
-    out[:] = params[1] * x
+    for i in range(x.shape[0]):
+        out[i] = params[1] * x[i]
 
 
 def _gbm_diffusion_dx(t, x, params, out):
@@ -49,7 +51,8 @@ def gbm_moments(x0, t, mu=0.5, sigma=0.8):
 
 
 def _ou_drift(t, x, params, out):
-    out[:] = params[0] * (params[1] - x)
+    for i in range(x.shape[0]):
+        out[i] = params[0] * (params[1] - x[i])
 
 
 def _ou_diffusion(t, x, params, out):

@@ -76,6 +76,24 @@ class PathKernel(NamedTuple):
     record: Callable
 
 
+#: The largest finite float64: |v| <= it is false exactly for NaN and ±inf.
+_LARGEST_FLOAT = float(np.finfo(np.float64).max)
+
+
+@njit(inline="always")
+def _is_finite(v):
+    """Whether ``v`` is finite, as one comparison.
+
+    The step loop used to add v·0 over the coordinates (0 for finite v, NaN
+    otherwise): a floating-point sum the compiler must keep in order, one add
+    latency per coordinate. The count of these comparisons has no such order;
+    measured on the 10-D GBM, the driver's share fell from 1.23 to 0.57 ns per
+    path·dim-step and core, the engine's from 4.76 to 4.39 ns (``python -m
+    benchmarks.breakdown_bench``).
+    """
+    return abs(v) <= _LARGEST_FLOAT
+
+
 def make_driver(kernel):
     """Compile the chunked path loop for one path kernel.
 
@@ -150,13 +168,13 @@ def make_driver(kernel):
                         for b in range(n_block):
                             k += 1
                             advance(k, b, x, state, params, work, setup, x_new)
-                            # x·0 is 0 for finite x and NaN for NaN/inf: one branch per
-                            # step instead of one per coordinate, and no overflow
-                            non_finite = 0.0
+                            # one branch per step, not per coordinate; a count, not a
+                            # float sum, so the compiler may vectorise it (see _is_finite)
+                            n_non_finite = 0
                             for i in range(d):
                                 x[i] = x_new[i]
-                                non_finite += x_new[i] * 0.0
-                            if non_finite != 0.0:
+                                n_non_finite += not _is_finite(x_new[i])
+                            if n_non_finite:
                                 bad = k
                                 break
                     if bad >= 0 or k_save == n_save:

@@ -28,6 +28,8 @@ def diffusion(t, x, params, out):
     out[:] = params[1] * x
 
 
+# verbatim: its whole-array functions allocate per call, which the engine warns about
+@pytest.mark.filterwarnings("ignore::sde_engine.user_functions.AllocationWarning")
 def test_issue_example_shapes_and_exact_moments():
     gbm = se.SDE(drift, diffusion, dim=1, noise="diagonal", params=np.array([0.5, 0.8]))
     n = 20_000
