@@ -7,10 +7,10 @@ X₀ = 1, Euler–Maruyama, dt = 1/n_steps on [0, 1]. Work unit: one
 path·dimension·step, so rates compare with the diagonal kernel per coordinate.
 Contenders, timed side by side (best of interleaved rounds, compile excluded):
 
-* ``general, loops``    — drift and diffusion written into ``out`` with
-                          :func:`sde_engine.dense.matvec` (no allocation);
-                          the diffusion's columns are all B₀X, computed once
-                          (as the torchsde form does);
+* ``general, loops``    — drift and diffusion written into ``out`` with loops
+                          (the drift with :func:`sde_engine.dense.matvec`; no
+                          allocation); the diffusion's columns are all B₀X,
+                          each row computed once (as the torchsde form does);
 * ``general, A @ x``    — the same products written ``out[:] = A @ x``, as one
                           would in NumPy (an allocation and a BLAS call per
                           product and step; the engine warns about it);
@@ -46,9 +46,14 @@ def _drift_loops(t, x, p, out):
 
 
 def _diffusion_loops(t, x, p, out):
-    matvec(B0, x, out[:, 0])                     # every column is B0 x
-    for k in range(1, out.shape[1]):
-        out[:, k] = out[:, 0]
+    # every column is B0 x: each row once. D and M are module constants, so the
+    # compiler unrolls these loops (out.shape[0] as the bound: 1.74e8 instead of 2.2e8)
+    for i in range(D):
+        acc = 0.0
+        for j in range(D):
+            acc += B0[i, j] * x[j]
+        for k in range(M):
+            out[i, k] = acc
 
 
 def _drift_at(t, x, p, out):

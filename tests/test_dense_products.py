@@ -12,7 +12,7 @@ import pytest
 from numba import njit
 
 import sde_engine as se
-from sde_engine.dense import matvec, matvec_add
+from sde_engine.dense import matvec, matvec_add, matvec_column
 from sde_engine.user_functions import AllocationWarning, allocating_lines, sde_function_types
 
 D, M = 5, 4
@@ -21,21 +21,24 @@ B = np.stack([np.full((D, D), 0.01) + np.diag(np.full(D, 0.19 + 0.01 * k)) for k
 
 
 @njit
-def _products(a, x, out, column_of):
+def _products(a, x, out, g, h):
     matvec(a, x, out)
-    matvec_add(a, x, column_of[:, 1])
+    matvec_add(a, x, g[:, 1])
+    matvec_column(a, x, h, 2)
 
 
-def test_matvec_and_matvec_add_against_numpy_including_a_strided_column():
+def test_matvec_matvec_add_and_matvec_column_against_numpy():
     rng = np.random.default_rng(3)
     a, x = rng.normal(size=(3, 4)), rng.normal(size=4)
     out = np.empty(3)
-    g = rng.normal(size=(3, 2))
-    before = g.copy()
-    _products(a, x, out, g)
+    g, h = rng.normal(size=(3, 2)), rng.normal(size=(3, 3))
+    g0, h0 = g.copy(), h.copy()
+    _products(a, x, out, g, h)
     np.testing.assert_allclose(out, a @ x, rtol=1e-14)
-    np.testing.assert_allclose(g[:, 1], before[:, 1] + a @ x, rtol=1e-14)
-    np.testing.assert_array_equal(g[:, 0], before[:, 0])
+    np.testing.assert_allclose(g[:, 1], g0[:, 1] + a @ x, rtol=1e-14)   # a strided view
+    np.testing.assert_array_equal(g[:, 0], g0[:, 0])
+    np.testing.assert_allclose(h[:, 2], a @ x, rtol=1e-14)
+    np.testing.assert_array_equal(h[:, :2], h0[:, :2])
 
 
 def _drift_loops(t, x, p, out):
@@ -44,7 +47,7 @@ def _drift_loops(t, x, p, out):
 
 def _diffusion_loops(t, x, p, out):
     for k in range(out.shape[1]):
-        matvec(B[k], x, out[:, k])
+        matvec_column(B[k], x, out, k)
 
 
 def _drift_at(t, x, p, out):
