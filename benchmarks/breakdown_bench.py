@@ -1,4 +1,4 @@
-"""Where the Euler–Maruyama cycles go: generator, transform, step, user functions, driver.
+"""Where the Euler–Maruyama cycles go: words, normal transform, step, driver.
 
 The workload of ``python -m benchmarks`` (10-D diagonal-noise GBM, 2 threads) run
 through the engine's own driver with parts of its path kernel switched off, all
@@ -6,9 +6,7 @@ timed side by side (best of interleaved rounds):
 
 * ``engine``         — the SDE kernel as ``simulate`` compiles it;
 * ``no normals``     — the same steps on increments that are all zero (drawn once):
-                       step + user functions + driver;
-* ``constant f, g``  — the same, with drift and diffusion that write constants:
-                       the step and driver without the user's arithmetic;
+                       step (with the user's drift and diffusion) + driver;
 * ``driver only``    — no draws and a step that copies x: seeding each path's
                        streams, the block loop, the finiteness check;
 * ``words only``     — the driver plus the xoshiro256++ words the normals need
@@ -16,7 +14,9 @@ timed side by side (best of interleaved rounds):
 * ``normals only``   — the driver plus the block normals (words + ziggurat).
 
 Differences of rates give each part's cost in ns per path·dim-step per core,
-printed under the table. Usage::
+printed under the table. (The user's arithmetic cannot be told apart from the
+step here: a variant whose drift and diffusion write constants ran no faster.)
+Usage::
 
     python -m benchmarks.breakdown_bench            # 10^4 paths x 1000 steps
     python -m benchmarks.breakdown_bench --quick    # 10^3 paths x 200 steps
@@ -37,16 +37,6 @@ from .solver_bench import DIM, MU, SIGMA, THREADS, _diffusion, _drift
 from .timing import best_interleaved
 
 
-def _constant_drift(t, x, params, out):
-    for i in range(x.shape[0]):
-        out[i] = params[0]
-
-
-def _constant_diffusion(t, x, params, out):
-    for i in range(x.shape[0]):
-        out[i] = params[1]
-
-
 @njit
 def _no_observables(t, x, params, out):
     pass
@@ -55,7 +45,6 @@ def _no_observables(t, x, params, out):
 def _kernels():
     """The path kernels of the table, built from the engine's SDE kernel."""
     gbm = se.SDE(_drift, _diffusion, dim=DIM)
-    constant = se.SDE(_constant_drift, _constant_diffusion, dim=DIM)
     engine = make_sde_kernel(euler_maruyama.make_step(gbm), True, _no_observables)
     new_work, draw_block = engine.new_work, engine.draw_block
 
@@ -83,11 +72,9 @@ def _kernels():
             words[j], s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
         rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
 
-    constant_steps = make_sde_kernel(euler_maruyama.make_step(constant), True, _no_observables)
     return {
         "engine": engine,
         "no normals": engine._replace(new_work=zero_work, draw_block=no_draws),
-        "constant f, g": constant_steps._replace(new_work=zero_work, draw_block=no_draws),
         "driver only": engine._replace(draw_block=no_draws, advance=copy_step),
         "words only": engine._replace(draw_block=words_only, advance=copy_step),
         "normals only": engine._replace(draw_block=draw_block, advance=copy_step),
@@ -135,8 +122,8 @@ def table_lines(rates, n_paths, n_steps):
         ("driver (seeding, blocks, finiteness check)", ns["driver only"]),
         ("xoshiro256++ words", ns["words only"] - ns["driver only"]),
         ("ziggurat transform and its bookkeeping", ns["normals only"] - ns["words only"]),
-        ("EM step without the user's arithmetic", ns["constant f, g"] - ns["driver only"]),
-        ("user drift and diffusion", ns["no normals"] - ns["constant f, g"]),
+        ("Euler-Maruyama step with the user's drift and diffusion",
+         ns["no normals"] - ns["driver only"]),
         ("interaction (engine - normals only - no normals + driver)",
          ns["engine"] - ns["normals only"] - ns["no normals"] + ns["driver only"]),
     ]
