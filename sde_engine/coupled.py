@@ -207,7 +207,7 @@ class CoupledWeakError:
 def coupled_weak_error(problem, optimizer, theta0, n_steps, n_paths, *, substeps=4, seed=0,
                        m0=None, v0=None, record_steps=None, observables=None,
                        n_observables=None, labels=None, on_divergence="raise",
-                       path_offset=0, n_threads=None):
+                       path_offset=0, n_threads=None, sde_order=1):
     """Weak error of ``optimizer`` against its SDE with both driven by one Brownian path.
 
     See the module docstring for the coupling and what is observed.
@@ -247,6 +247,9 @@ def coupled_weak_error(problem, optimizer, theta0, n_steps, n_paths, *, substeps
         three copies does); diverged paths never enter the statistics.
     path_offset : int
     n_threads : int, optional
+    sde_order : {1, 2}
+        The SDE the optimizer is compared with: its first-order model, or for
+        SGD the second-order model of Li, Tai & E (``sgd_sde(..., order=2)``).
 
     Returns
     -------
@@ -290,7 +293,7 @@ def coupled_weak_error(problem, optimizer, theta0, n_steps, n_paths, *, substeps
     if len(labels) != n_phi:
         raise ValueError(f"`labels` must name the {n_phi} observables, got {labels!r}")
 
-    model = reference_model(problem, optimizer)
+    model = reference_model(problem, optimizer, sde_order)
     x0 = np.ascontiguousarray(_initial_states(problem, optimizer, model, theta0, m0, v0))
     d, n_opt, n_sde = problem.dim, len(optimizer.blocks) * problem.dim, model.sde.dim
     h = optimizer.time_per_step
@@ -311,6 +314,7 @@ def coupled_weak_error(problem, optimizer, theta0, n_steps, n_paths, *, substeps
         steps=steps, t=steps * h, labels=labels, substeps=substeps,
         n_paths=n_paths, diverged=report,
         info=dict(optimizer=optimizer.name, hyperparameters=dict(optimizer.hyperparameters),
+                  sde_order=sde_order,
                   problem=problem.name, noise_scale=problem.noise_scale, h=h, dt=dt,
                   seed=seed, path_offset=path_offset, n_steps=n_steps))
 

@@ -12,7 +12,8 @@ coefficients, dX = (A(t) X + a) dt + B(t) dW, whose mean μ and covariance C
 solve the ODEs μ' = A μ + a, C' = A C + C Aᵀ + B Bᵀ (SPEC §4). They are
 integrated with scipy's Radau method at rtol 1e-10, atol 1e-12.
 
-* SGD:     μ' = −H(μ − θ*),           C' = −HC − CH + σ²η Σ.
+* SGD:     μ' = −A(μ − θ*),           C' = −AC − CAᵀ + σ²η Σ,  with A = H (order 1)
+           or A = H + (η/2) H² (the second-order SDE: ∇²f ∇f = H² (θ − θ*)).
 * RMSprop: μ' = −F H(μ − θ*),          C' = −FHC − CHF + σ0² F Σ F   (F = diag F(t)).
 * Adam:    the drift of θ is −(F/γ1) m, singular at t = 0 with bias correction
   (γ1(0) = 0). The ODEs are written in the regular variables
@@ -143,7 +144,9 @@ def exact_moments(model, x0, times):
     theta0 = x0[:d]
     ref = dict(t=times, H=H, theta_star=theta_star)
     if model.optimizer == "sgd":
-        mu, cov = _sgd(H, theta_star, problem.noise_scale**2 * model.lr * Sigma, theta0, times)
+        drift = H if model.constants.get("order", 1) == 1 else H + 0.5 * model.lr * H @ H
+        mu, cov = _sgd(drift, theta_star, problem.noise_scale**2 * model.lr * Sigma, theta0,
+                       times)
         return MomentReference(theta_mean=mu, theta_cov=cov, **ref)
     c = model.constants
     u0 = x0[-d:]
@@ -206,13 +209,13 @@ def _solve(rhs, y0, t_start, times, clock=None):
     return out
 
 
-def _sgd(H, theta_star, BBt, theta0, times):
-    d = H.shape[0]
+def _sgd(A, theta_star, BBt, theta0, times):
+    d = A.shape[0]
 
     def rhs(t, y):
         mu, C = y[:d], y[d:].reshape(d, d)
-        HC = H @ C
-        return np.concatenate([-H @ (mu - theta_star), (-HC - HC.T + BBt).ravel()])
+        AC = A @ C
+        return np.concatenate([-A @ (mu - theta_star), (-AC - AC.T + BBt).ravel()])
 
     y = _solve(rhs, np.concatenate([theta0, np.zeros(d * d)]), 0.0, times)
     return y[:, :d], y[:, d:].reshape(-1, d, d)

@@ -28,8 +28,18 @@ from ..optimizers.svag import run_svag, svag_setting
 _MODELS = {"sgd": sgd_sde, "rmsprop": rmsprop_sde, "adam": adam_sde}
 
 
-def reference_model(problem, optimizer):
-    """The SDE model (:mod:`sde_engine.models`) of ``optimizer`` on ``problem``."""
+def reference_model(problem, optimizer, sde_order=1):
+    """The SDE model (:mod:`sde_engine.models`) of ``optimizer`` on ``problem``.
+
+    ``sde_order=2`` gives SGD's second-order SDE (``sgd_sde(..., order=2)``); the
+    other optimizers have only first-order models.
+    """
+    if isinstance(sde_order, bool) or sde_order not in (1, 2) \
+            or (sde_order == 2 and optimizer.name != "sgd"):
+        raise ValueError(f"`sde_order` must be 1, or 2 for SGD; got {sde_order!r} for "
+                         f"{optimizer.name}")
+    if sde_order == 2:
+        return _MODELS["sgd"](problem, **optimizer.hyperparameters, order=2)
     return _MODELS[optimizer.name](problem, **optimizer.hyperparameters)
 
 
