@@ -8,9 +8,10 @@ matrices of an SDE that costs far more than the arithmetic: on the 5-D,
 2.2·10⁸ with the same products written as loops (``python -m
 benchmarks.general_noise_bench``; the engine warns about allocating user
 functions, :class:`sde_engine.user_functions.AllocationWarning`). These
-functions are those loops, compiled inline into the caller; call them from a drift, diffusion or observables function::
+functions are those loops, compiled inline into the caller; call them from a
+drift, diffusion or observables function::
 
-    from sde_engine.dense import matvec
+    from sde_engine.dense import matvec, matvec_column
 
     A = np.array(...)                 # module-level arrays are compile-time constants
 

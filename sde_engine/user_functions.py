@@ -20,7 +20,7 @@ wrong there that plain Python does not show:
 
 * **A function allocates an array on every call** (``A @ x``, ``np.dot``,
   whole-array arithmetic). It runs, but the allocation costs far more than the
-  small product it holds (10× on a 5-D linear SDE, see :mod:`sde_engine.dense`).
+  small product it holds (9× on a 5-D linear SDE, see :mod:`sde_engine.dense`).
   :func:`warn_if_allocating` finds such lines from Numba's typed IR (a few
   milliseconds, no code generation) and warns once per function with an
   :class:`AllocationWarning`.
@@ -190,8 +190,9 @@ def warn_if_allocating(suspects, stacklevel=3):
                 f"`{label}` ({_describe(fn)}) makes a new array on every call (line"
                 f"{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}: e.g. `A @ x`, "
                 f"np.dot, whole-array arithmetic); in the path loop that made runs 1.6-10x "
-                f"slower in our measurements. Write into `out` with loops or sde_engine.dense.matvec "
-                f"({USER_FUNCTIONS_DOC})", AllocationWarning, stacklevel=stacklevel)
+                f"slower in our measurements. Write into `out` with loops or "
+                f"sde_engine.dense.matvec ({USER_FUNCTIONS_DOC})", AllocationWarning,
+                stacklevel=stacklevel)
 
 
 def compile_user_function(label, fn, argtypes, full=False):
