@@ -5,7 +5,7 @@ from sde_engine import plotting
 from sde_engine.studies.order_config import build_config, load_toml, with_overrides
 from sde_engine.problems import quadratic
 from sde_engine.studies.results import write_json
-from sde_engine.studies.sgd_sde_orders import sgd_sde_orders
+from sde_engine.studies.coupled_orders import momentum_sde_order, sgd_sde_orders
 from sde_engine.studies.solver_convergence import save_convergence, solver_convergence
 from sde_engine.studies.trajectories import trajectory_figures, trajectory_record
 from sde_engine.studies.weak_order import run_order_study
@@ -84,15 +84,33 @@ def adam_bc_logistic(out_dir):
             for name, rec in records.items() for test in rec["tests"]}
 
 
+#: The 2-D quadratic of the SGD model studies: H, θ*, Σ, σ, and θ0.
+QUADRATIC_2D = dict(H=[[2.0, 0.5], [0.5, 1.0]], theta_star=[1.0, -1.0],
+                    Sigma=[[1.0, 0.6], [0.6, 2.0]], noise_scale=0.8)
+THETA0_2D = [0.3, 0.7]
+
+
+def _coupled_figure(out_dir, stem, record):
+    write_json(out_dir / f"{stem}.json", record)
+    plotting.save_figure(plotting.plot_coupled_weak_errors(record), out_dir / f"{stem}.png")
+    return {f"{name}/{label}": dict(order=fit["order"], ci=fit["ci"])
+            for name, rec in record["series"].items() for label, fit in rec["fits"].items()}
+
+
 @experiment("sgd_sde_orders", "SGD against its first-order SDE (weak order 1) and the "
                               "second-order SDE of Li, Tai & E (order 2) on a 2-D quadratic, "
                               "coupled estimator (issue 16, item 5)")
 def sgd_sde_orders_figure(out_dir):
-    problem = quadratic([[2.0, 0.5], [0.5, 1.0]], [1.0, -1.0], [[1.0, 0.6], [0.6, 2.0]],
-                        noise_scale=0.8)
-    record = sgd_sde_orders(problem, [0.3, 0.7], [0.2, 0.1, 0.05, 0.025, 0.0125],
-                            n_paths=16_384, substeps=8, seed=0)
-    write_json(out_dir / "sgd_sde_orders.json", record)
-    plotting.save_figure(plotting.plot_sgd_sde_orders(record), out_dir / "sgd_sde_orders.png")
-    return {f"order{order}/{label}": dict(order=fit["order"], ci=fit["ci"])
-            for order, rec in record["orders"].items() for label, fit in rec["fits"].items()}
+    record = sgd_sde_orders(quadratic(**QUADRATIC_2D), THETA0_2D,
+                            [0.2, 0.1, 0.05, 0.025, 0.0125], n_paths=16_384, substeps=8, seed=0)
+    return _coupled_figure(out_dir, "sgd_sde_orders", record)
+
+
+@experiment("momentum_sde_order", "SGD with momentum μ = 1 − γ√η against its SDE in the "
+                                  "momentum timescale (weak order 1 in h = √η) on a 2-D "
+                                  "quadratic, coupled estimator (issue 16, item 1)")
+def momentum_sde_order_figure(out_dir):
+    record = momentum_sde_order(quadratic(**QUADRATIC_2D), THETA0_2D,
+                                [0.2, 0.1, 0.05, 0.025, 0.0125], gamma=2.0, n_paths=16_384,
+                                substeps=8, seed=0)
+    return _coupled_figure(out_dir, "momentum_sde_order", record)

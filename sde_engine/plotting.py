@@ -101,46 +101,45 @@ _PHI_TITLES = {"theta1": "E θ₁", "theta_sq": "E ‖θ‖²", "loss": "E f(θ)
                "theta1_cubed": "E θ₁³"}
 
 
-def plot_sgd_sde_orders(record):
-    """Weak error of SGD against its first- and second-order SDEs, one panel per φ.
+def plot_coupled_weak_errors(record):
+    """Weak errors of one or more series against the step size, one panel per φ.
 
     Parameters
     ----------
     record : dict
-        From :func:`sde_engine.studies.sgd_sde_orders.sgd_sde_orders` (or its JSON).
+        From :mod:`sde_engine.studies.coupled_orders` (or its JSON): ``x``,
+        ``x_label``, ``labels``, ``series`` {name: error, stderr, fits}, ``title``.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    lrs = np.asarray(record["lrs"], dtype=float)
+    x = np.asarray(record["x"], dtype=float)
     labels = record["labels"]
     fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 4.0))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    names = {"1": "first-order SDE", "2": "second-order SDE (Li, Tai & E)"}
     for q, (ax, label) in enumerate(zip(np.atleast_1d(axes), labels)):
         top = 0.0
-        for i, (order, rec) in enumerate(record["orders"].items()):
+        for i, (name, rec) in enumerate(record["series"].items()):
             err = np.asarray(rec["error"], dtype=float)[:, q]
             se = np.asarray(rec["stderr"], dtype=float)[:, q]
             fit = dict(rec["fits"][label])
             if fit.get("order") is None or not np.isfinite(fit["order"]):
                 fit["order"] = None          # no slope (points below the noise floor)
-            _error_panel(ax, lrs, err, se, fit, names.get(order, order),
-                         colors[i % len(colors)], marker="os"[i % 2])
+            _error_panel(ax, x, err, se, fit, name, colors[i % len(colors)],
+                         marker="os"[i % 2])
             top = max(top, np.abs(err[0]))
         for slope, style in ((1.0, "--"), (2.0, ":")):
-            _reference_slope(ax, lrs, lrs[0], top * 1.5, slope, style)
+            _reference_slope(ax, x, x[0], top * 1.5, slope, style)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("learning rate η")
+        ax.set_xlabel(record.get("x_label", "step size"))
         ax.set_title(f"|weak error| of {_PHI_TITLES.get(label, label)}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     cfg = record.get("config", {})
-    fig.suptitle(f"SGD vs its SDEs on {cfg.get('problem', '?')}, "
-                 f"T = {cfg.get('horizon', '?')}, coupled estimator, {cfg.get('n_paths', '?')} "
-                 f"paths, error bars ±2 s.e.", fontsize=10)
+    fig.suptitle(f"{record.get('title', '')}, T = {cfg.get('horizon', '?')}, coupled "
+                 f"estimator, {cfg.get('n_paths', '?')} paths, error bars ±2 s.e.", fontsize=10)
     return fig
 
 

@@ -3,14 +3,15 @@ correction, RMSprop ≡ Adam(β1 = 0), agreement with torch.optim, and refusal o
 bad hyperparameters.
 
 The kernels are called directly through ``Optimizer.step`` (no driver), so this
-file compiles only the three small update kernels.
+file compiles only the small update kernels.
 """
 import math
 
 import numpy as np
 import pytest
 
-from sde_engine.optimizers import (OPTIMIZERS, adam, get_spec, make_optimizer, rmsprop, sgd)
+from sde_engine.optimizers import (OPTIMIZERS, adam, get_spec, make_optimizer, rmsprop, sgd,
+                                   sgd_momentum)
 from sde_engine.optimizers.observables import OBSERVABLES, observable_table
 
 THETA0 = np.array([1.0, -2.0, 0.5])
@@ -22,6 +23,13 @@ G2 = np.array([-0.25, 2.0, 1e-3])
 def _sgd_hand(lr):
     th1 = THETA0 - lr * G1
     return [th1, th1 - lr * G2]
+
+
+def _momentum_hand(lr, mu):
+    b1 = G1                                   # μ·0 + g: torch's first step sets b = g
+    b2 = mu * b1 + G2
+    th1 = THETA0 - lr * b1
+    return [np.concatenate([th1, b1]), np.concatenate([th1 - lr * b2, b2])]
 
 
 def _rmsprop_hand(lr, beta, eps, bias_correction):
@@ -49,6 +57,7 @@ def _adam_hand(lr, b1, b2, eps, bias_correction):
 # One row per optimizer variant: (id, optimizer, states after steps 1 and 2 by hand).
 CASES = [
     ("sgd", sgd(lr=0.3), _sgd_hand(0.3)),
+    ("sgd_momentum", sgd_momentum(lr=0.3, momentum=0.7), _momentum_hand(0.3, 0.7)),
     ("rmsprop", rmsprop(lr=0.1, beta=0.9, eps=1e-2), _rmsprop_hand(0.1, 0.9, 1e-2, False)),
     ("rmsprop-bc", rmsprop(lr=0.1, beta=0.9, eps=1e-2, bias_correction=True),
      _rmsprop_hand(0.1, 0.9, 1e-2, True)),

@@ -213,17 +213,18 @@ def test_sde_order_two_is_for_sgd_only(problem):
 def test_the_study_record_and_its_figure(problem):
     from sde_engine import plotting
     from sde_engine.optimizers import sgd
-    from sde_engine.studies.sgd_sde_orders import sgd_sde_orders
+    from sde_engine.studies.coupled_orders import sgd_sde_orders
 
     record = sgd_sde_orders(problem, THETA0, [0.2, 0.1], n_paths=256, seed=1)
     assert record["labels"] == ["theta1", "theta_sq", "loss", "theta1_cubed"]
-    assert set(record["orders"]) == {"1", "2"}
-    assert np.array(record["orders"]["2"]["error"]).shape == (2, 4)
+    first, second = record["series"]
+    assert (first, second) == ("first-order SDE", "second-order SDE (Li, Tai & E)")
+    assert np.array(record["series"][second]["error"]).shape == (2, 4)
     # the same paths as coupled_weak_error itself
     direct = se.coupled_weak_error(problem, sgd(lr=0.1), THETA0, 10, 256, substeps=8, seed=1,
                                    sde_order=2).error()[0][-1]
-    np.testing.assert_array_equal(record["orders"]["2"]["error"][1], direct)
-    fig = plotting.plot_sgd_sde_orders(record)
+    np.testing.assert_array_equal(record["series"][second]["error"][1], direct)
+    fig = plotting.plot_coupled_weak_errors(record)
     assert len(fig.axes) == 4
     with pytest.raises(ValueError, match="whole number of steps"):
         sgd_sde_orders(problem, THETA0, [0.3], n_paths=16)

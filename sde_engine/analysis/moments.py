@@ -12,6 +12,9 @@ coefficients, dX = (A(t) X + a) dt + B(t) dW, whose mean μ and covariance C
 solve the ODEs μ' = A μ + a, C' = A C + C Aᵀ + B Bᵀ (SPEC §4). They are
 integrated with scipy's Radau method at rtol 1e-10, atol 1e-12.
 
+* SGD with momentum, X = (θ, v): μ' = Aμ + a, C' = AC + CAᵀ + diag(0, σ²√η Σ), with
+           A = [[0, −I], [H, −γI]], a = (0, −Hθ*) (:mod:`sde_engine.models.momentum`;
+           ``m_mean``/``m_cov`` hold v's).
 * SGD:     μ' = −A(μ − θ*),           C' = −AC − CAᵀ + σ²η Σ,  with A = H (order 1)
            or A = H + (η/2) H² (the second-order SDE: ∇²f ∇f = H² (θ − θ*)).
 * RMSprop: μ' = −F H(μ − θ*),          C' = −FHC − CHF + σ0² F Σ F   (F = diag F(t)).
@@ -55,7 +58,7 @@ class MomentReference:
     theta_mean : ndarray, shape (n, d)
     theta_cov : ndarray, shape (n, d, d)
     m_mean, m_cov : ndarray, shapes (n, d) and (n, d, d), or None
-        Adam's first moment (None for SGD and RMSprop).
+        Adam's first moment, or the momentum SDE's velocity v (None for SGD and RMSprop).
     u : ndarray, shape (n, d), or None
         The deterministic u(t) (None for SGD).
     H, theta_star : ndarray
@@ -143,6 +146,11 @@ def exact_moments(model, x0, times):
     H, theta_star, Sigma = problem.H, problem.theta_star, problem.Sigma
     theta0 = x0[:d]
     ref = dict(t=times, H=H, theta_star=theta_star)
+    if model.optimizer == "sgd_momentum":
+        mu, cov = _sgd_momentum(H, theta_star, model.constants["gamma"],
+                                problem.noise_scale**2 * model.lr**0.5 * Sigma, x0, times)
+        return MomentReference(theta_mean=mu[:, :d], theta_cov=cov[:, :d, :d],
+                               m_mean=mu[:, d:], m_cov=cov[:, d:, d:], **ref)
     if model.optimizer == "sgd":
         drift = H if model.constants.get("order", 1) == 1 else H + 0.5 * model.lr * H @ H
         mu, cov = _sgd(drift, theta_star, problem.noise_scale**2 * model.lr * Sigma, theta0,
@@ -219,6 +227,25 @@ def _sgd(A, theta_star, BBt, theta0, times):
 
     y = _solve(rhs, np.concatenate([theta0, np.zeros(d * d)]), 0.0, times)
     return y[:, :d], y[:, d:].reshape(-1, d, d)
+
+
+def _sgd_momentum(H, theta_star, gamma, BBt, x0, times):
+    """Moments of X = (θ, v): dX = (A X + a) dt + B dW with A = [[0, −I], [H, −γI]],
+    a = (0, −H θ*), B Bᵀ = [[0, 0], [0, BBt]]."""
+    d = H.shape[0]
+    A = np.block([[np.zeros((d, d)), -np.eye(d)], [H, -gamma * np.eye(d)]])
+    a = np.concatenate([np.zeros(d), -H @ theta_star])
+    noise = np.zeros((2 * d, 2 * d))
+    noise[d:, d:] = BBt
+    n = 2 * d
+
+    def rhs(t, y):
+        mu, C = y[:n], y[n:].reshape(n, n)
+        AC = A @ C
+        return np.concatenate([A @ mu + a, (AC + AC.T + noise).ravel()])
+
+    y = _solve(rhs, np.concatenate([x0, np.zeros(n * n)]), 0.0, times)
+    return y[:, :n], y[:, n:].reshape(-1, n, n)
 
 
 def _rmsprop(H, theta_star, Sigma, sigma0, precond, theta0, times):

@@ -39,7 +39,7 @@ class OptimizerSDE:
         What :func:`sde_engine.simulate` integrates; dim = d, 2d or 3d, noise
         ``"general"`` with noise_dim = d.
     problem : Problem
-    optimizer : {"sgd", "rmsprop", "adam"}
+    optimizer : {"sgd", "sgd_momentum", "rmsprop", "adam"}
     lr : float
         η.
     h : float
@@ -103,6 +103,11 @@ class OptimizerSDE:
             if m0 is not None or v0 is not None:
                 raise ValueError("`m0`/`v0` do not apply to the SGD SDE (state x = θ)")
             return theta0
+        if self.optimizer == "sgd_momentum":
+            if m0 is not None or v0 is not None:
+                raise ValueError("`m0`/`v0` do not apply to the momentum SDE (state x = (θ, v), "
+                                 "v = √η b starts at 0 as the buffer does)")
+            return np.concatenate([theta0, np.zeros_like(theta0)], axis=-1)
         sigma = self.problem.noise_scale
         v0 = np.zeros_like(theta0) if v0 is None else _block(v0, "v0", d, scalar=True)
         if np.any(v0 < 0):
@@ -144,7 +149,7 @@ class OptimizerSDE:
 
     def u(self, x):
         """u from SDE states (RMSprop, Adam); shape (..., d)."""
-        if self.optimizer == "sgd":
+        if self.optimizer in ("sgd", "sgd_momentum"):
             raise ValueError("the SGD SDE has no u block")
         return self._slice(x, self.n_blocks - 1)
 

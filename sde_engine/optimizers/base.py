@@ -43,9 +43,9 @@ class OptimizerSpec:
         ``update(k, g, state, hyper, out)``; see the module docstring.
     hyper_names : tuple of str
         What each entry of the ``hyper`` vector holds, in order.
-    time_exponent : int
+    time_exponent : float
         SDE time per step is lr ** time_exponent (SPEC §3: 1 for SGD, t = kη;
-        2 for RMSprop and Adam, t = kη²).
+        2 for RMSprop and Adam, t = kη²; 1/2 for SGD with momentum, t = k√η).
     description : str
         The update equations in one line.
     bias_betas : tuple of str
@@ -58,7 +58,7 @@ class OptimizerSpec:
     blocks: Tuple[str, ...]
     update: Callable
     hyper_names: Tuple[str, ...]
-    time_exponent: int
+    time_exponent: float
     description: str = ""
     bias_betas: Tuple[str, ...] = ()
 
@@ -112,7 +112,7 @@ class Optimizer:
 
     @property
     def time_per_step(self):
-        """SDE time of one step: η for SGD, η² for RMSprop and Adam (SPEC §3)."""
+        """SDE time of one step: η for SGD, η² for RMSprop and Adam (SPEC §3), √η with momentum."""
         return self.lr ** self.spec.time_exponent
 
     def state_dim(self, dim):

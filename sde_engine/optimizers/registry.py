@@ -1,11 +1,13 @@
 """The one table of discrete optimizers (see :mod:`.base` for how to add one)."""
 from .adam import SPEC as ADAM, adam
+from .momentum import SPEC as SGD_MOMENTUM, sgd_momentum
 from .rmsprop import SPEC as RMSPROP, rmsprop
 from .sgd import SPEC as SGD, sgd
 
 # name -> (spec, constructor validating torch.optim-style keyword hyperparameters)
 OPTIMIZERS = {
     "sgd": (SGD, sgd),
+    "sgd_momentum": (SGD_MOMENTUM, sgd_momentum),
     "rmsprop": (RMSPROP, rmsprop),
     "adam": (ADAM, adam),
 }

@@ -1,4 +1,4 @@
-"""Discrete SGD, RMSprop and Adam batched in torch: runs as the batch dimension.
+"""Discrete SGD (with or without momentum), RMSprop and Adam batched in torch: runs as the batch dimension.
 
 The torch counterpart of :func:`sde_engine.runner.run_optimizer`, for a GPU
 user who wants a whole weak-order study on the device. Each step k = 1..n of
@@ -56,6 +56,13 @@ def _sgd(k, g, x, hyper):
     return x - hyper[0] * g
 
 
+def _sgd_momentum(k, g, x, hyper):
+    import torch
+    d = g.shape[1]
+    b = hyper[1] * x[:, d:] + g
+    return torch.cat((x[:, :d] - hyper[0] * b, b), dim=1)
+
+
 def _rmsprop(k, g, x, hyper):
     import torch
     lr, beta, eps = hyper[0], hyper[1], hyper[2]
@@ -82,7 +89,7 @@ def _adam(k, g, x, hyper):
     return torch.cat((theta, m, v), dim=1)
 
 
-UPDATES = {"sgd": _sgd, "rmsprop": _rmsprop, "adam": _adam}
+UPDATES = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "rmsprop": _rmsprop, "adam": _adam}
 
 
 def torch_update(optimizer, k, g, state):
