@@ -19,7 +19,12 @@ is O(1). Here both sides are driven by the *same* Brownian path W (issue 14 §1)
 The sign s matches the noise of the two sides: the RMSprop/Adam SDEs carry the
 gradient noise with the sign it has in g (s = +1), the SGD SDE as written in
 :mod:`sde_engine.models.sgd` with the opposite one (dX = −∇f dt + σ√η S dW,
-while θ moves by −η σ S ξ), so s = −1 there.
+while θ moves by −η σ S ξ), so s = −1 there. SGD with momentum carries it
+with the sign it has in g (s = +1). SignSGD's SDE has its own diffusion
+√η √(1 − erf²) rather than the gradient noise; driving it with s = −1 couples
+the SDE's noise with the part of −η sign(g) that moves with ξ. Any coupling
+leaves each side's law, and so the weak error, unchanged; a good one only
+makes the difference's variance small.
 
 Per path and record step the kernel observes, for each test function φ,
 
@@ -63,7 +68,7 @@ from .simulate import (DIVERGENCE_POLICIES, check_n_threads, enforce_divergence_
 from .solution import DivergenceReport
 
 #: Sign s of ΔW = s √dt ξ relative to the discrete noise ξ (see the module docstring).
-NOISE_SIGN = {"sgd": -1.0, "sgd_momentum": 1.0, "rmsprop": 1.0, "adam": 1.0}
+NOISE_SIGN = {"sgd": -1.0, "sgd_momentum": 1.0, "signsgd": -1.0, "rmsprop": 1.0, "adam": 1.0}
 #: What the kernel observes per φ, in order (rows of :attr:`CoupledWeakError.moments`).
 QUANTITIES = ("difference", "sde_bias", "extrapolated_difference", "discrete", "sde",
               "sde_extrapolated")
@@ -219,7 +224,8 @@ def coupled_weak_error(problem, optimizer, theta0, n_steps, n_paths, *, substeps
         :func:`~sde_engine.problems.custom_problem` with the default oracle,
         regression with ``noise="gaussian"``. Anything else is refused.
     optimizer : Optimizer
-        SGD, RMSprop or Adam (with or without bias correction); its SDE is
+        SGD (plain, with momentum, or SignSGD), RMSprop or Adam (with or without
+        bias correction); its SDE is
         :func:`sde_engine.studies.svag_convergence.reference_model`.
     theta0 : array_like, shape (d,) or (n_paths, d)
     n_steps : int
@@ -264,7 +270,7 @@ def coupled_weak_error(problem, optimizer, theta0, n_steps, n_paths, *, substeps
         raise ValueError(f"`problem` {problem.name}: {why}; use the independent estimator "
                          f"(run_optimizer against a separate SDE reference)")
     if not isinstance(optimizer, Optimizer) or optimizer.name not in NOISE_SIGN:
-        raise ValueError(f"`optimizer` must be an SGD, RMSprop or Adam Optimizer, got "
+        raise ValueError(f"`optimizer` must be one of {sorted(NOISE_SIGN)} (an Optimizer), got "
                          f"{optimizer!r}")
     n_steps = check.positive_int(n_steps, "n_steps")
     n_paths = check.positive_int(n_paths, "n_paths")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sde_engine.optimizers import (OPTIMIZERS, adam, get_spec, make_optimizer, rmsprop, sgd,
-                                   sgd_momentum)
+                                   sgd_momentum, signsgd)
 from sde_engine.optimizers.observables import OBSERVABLES, observable_table
 
 THETA0 = np.array([1.0, -2.0, 0.5])
@@ -23,6 +23,11 @@ G2 = np.array([-0.25, 2.0, 1e-3])
 def _sgd_hand(lr):
     th1 = THETA0 - lr * G1
     return [th1, th1 - lr * G2]
+
+
+def _signsgd_hand(lr):
+    th1 = THETA0 - lr * np.sign(G1)
+    return [th1, th1 - lr * np.sign(G2)]
 
 
 def _momentum_hand(lr, mu):
@@ -58,6 +63,7 @@ def _adam_hand(lr, b1, b2, eps, bias_correction):
 CASES = [
     ("sgd", sgd(lr=0.3), _sgd_hand(0.3)),
     ("sgd_momentum", sgd_momentum(lr=0.3, momentum=0.7), _momentum_hand(0.3, 0.7)),
+    ("signsgd", signsgd(lr=0.3), _signsgd_hand(0.3)),
     ("rmsprop", rmsprop(lr=0.1, beta=0.9, eps=1e-2), _rmsprop_hand(0.1, 0.9, 1e-2, False)),
     ("rmsprop-bc", rmsprop(lr=0.1, beta=0.9, eps=1e-2, bias_correction=True),
      _rmsprop_hand(0.1, 0.9, 1e-2, True)),

@@ -3,9 +3,11 @@ from .adam import adam_sde
 from .base import OptimizerSDE
 from .momentum import sgd_momentum_sde
 from .rmsprop import rmsprop_sde
+from .sign import signsgd_sde
 from .sgd import sgd_sde
 
-__all__ = ["OptimizerSDE", "adam_sde", "rmsprop_sde", "sgd_sde", "sgd_momentum_sde"]
+__all__ = ["OptimizerSDE", "adam_sde", "rmsprop_sde", "sgd_sde", "sgd_momentum_sde",
+           "signsgd_sde"]
 
 from .scaling import linear_rule, rescale_v, scaling_rule, sde_constants, sqrt_rule  # noqa: E402
 from .svag import svag_transform  # noqa: E402

@@ -39,7 +39,7 @@ class OptimizerSDE:
         What :func:`sde_engine.simulate` integrates; dim = d, 2d or 3d, noise
         ``"general"`` with noise_dim = d.
     problem : Problem
-    optimizer : {"sgd", "sgd_momentum", "rmsprop", "adam"}
+    optimizer : {"sgd", "sgd_momentum", "signsgd", "rmsprop", "adam"}
     lr : float
         η.
     h : float
@@ -99,9 +99,10 @@ class OptimizerSDE:
         """
         d = self.dim
         theta0 = _block(theta0, "theta0", d)
-        if self.optimizer == "sgd":
+        if self.optimizer in ("sgd", "signsgd"):
             if m0 is not None or v0 is not None:
-                raise ValueError("`m0`/`v0` do not apply to the SGD SDE (state x = θ)")
+                raise ValueError(f"`m0`/`v0` do not apply to the {self.optimizer} SDE "
+                                 f"(state x = θ)")
             return theta0
         if self.optimizer == "sgd_momentum":
             if m0 is not None or v0 is not None:
@@ -149,7 +150,7 @@ class OptimizerSDE:
 
     def u(self, x):
         """u from SDE states (RMSprop, Adam); shape (..., d)."""
-        if self.optimizer in ("sgd", "sgd_momentum"):
+        if self.optimizer in ("sgd", "sgd_momentum", "signsgd"):
             raise ValueError("the SGD SDE has no u block")
         return self._slice(x, self.n_blocks - 1)
 

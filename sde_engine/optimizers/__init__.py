@@ -1,6 +1,6 @@
 """Discrete optimizers (SPEC §2) as pure (init, update) pairs with Numba kernels.
 
-``sgd``, ``sgd_momentum``, ``rmsprop`` and ``adam`` build an :class:`Optimizer`; the registry
+``sgd``, ``sgd_momentum``, ``signsgd``, ``rmsprop`` and ``adam`` build an :class:`Optimizer`; the registry
 :data:`OPTIMIZERS` maps names to them; :func:`sde_engine.runner.run_optimizer`
 runs many independent copies on a :class:`~sde_engine.problems.Problem`.
 """
@@ -9,11 +9,12 @@ from .base import Optimizer, OptimizerSpec
 from .momentum import sgd_momentum, sgd_momentum_update
 from .registry import OPTIMIZERS, get_spec, make_optimizer
 from .rmsprop import rmsprop, rmsprop_update
+from .sign import signsgd, signsgd_update
 from .sgd import sgd, sgd_update
 
 __all__ = ["Optimizer", "OptimizerSpec", "OPTIMIZERS", "get_spec", "make_optimizer",
-           "sgd", "sgd_momentum", "rmsprop", "adam", "sgd_update", "sgd_momentum_update",
-           "rmsprop_update", "adam_update"]
+           "sgd", "sgd_momentum", "signsgd", "rmsprop", "adam", "sgd_update",
+           "sgd_momentum_update", "signsgd_update", "rmsprop_update", "adam_update"]
 
 from .adamqlr import AdamQLRResult, adamqlr_run  # noqa: E402  (AdamQLR, SPEC §7; torch form: .adamqlr_torch)
 __all__ += ["AdamQLRResult", "adamqlr_run"]

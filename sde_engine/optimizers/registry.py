@@ -2,12 +2,14 @@
 from .adam import SPEC as ADAM, adam
 from .momentum import SPEC as SGD_MOMENTUM, sgd_momentum
 from .rmsprop import SPEC as RMSPROP, rmsprop
+from .sign import SPEC as SIGNSGD, signsgd
 from .sgd import SPEC as SGD, sgd
 
 # name -> (spec, constructor validating torch.optim-style keyword hyperparameters)
 OPTIMIZERS = {
     "sgd": (SGD, sgd),
     "sgd_momentum": (SGD_MOMENTUM, sgd_momentum),
+    "signsgd": (SIGNSGD, signsgd),
     "rmsprop": (RMSPROP, rmsprop),
     "adam": (ADAM, adam),
 }

@@ -18,6 +18,8 @@ standard errors. Records (JSON-ready dicts, drawn by
 * :func:`momentum_sde_order`: SGD with momentum μ = 1 − γh at η = h² against
   its SDE in the momentum timescale (order 1 in h = √η;
   :mod:`sde_engine.models.momentum`).
+* :func:`signsgd_sde_order`: SignSGD against its erf-drift SDE (order 1 in η;
+  :mod:`sde_engine.models.sign`).
 """
 import time
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from ..analysis import fit_order
 from ..coupled import DEFAULT_LABELS, coupled_weak_error
-from ..optimizers import sgd, sgd_momentum
+from ..optimizers import sgd, sgd_momentum, signsgd
 
 
 def _whole_steps(horizon, steps, name):
@@ -131,4 +133,32 @@ def momentum_sde_order(problem, theta0, hs, *, gamma, horizon=1.0, n_paths=8192,
                 series=series, title=f"SGD with momentum (γ = {gamma:g}) vs its SDE on "
                                      f"{problem.name}",
                 config=_config(problem, theta0, horizon, n_paths, substeps, seed, gamma=gamma),
+                wall_s=time.perf_counter() - started)
+
+
+def signsgd_sde_order(problem, theta0, lrs, *, horizon=1.0, n_paths=8192, substeps=8, seed=0,
+                      n_threads=None):
+    """Weak errors at T = ``horizon`` of SignSGD against its SDE, for each η in ``lrs``.
+
+    Parameters
+    ----------
+    problem : Problem
+        Gaussian noise with diagonal Σ (what the SignSGD SDE needs).
+    theta0, lrs, horizon, n_paths, substeps, seed, n_threads
+        As for :func:`sgd_sde_orders`.
+
+    Returns
+    -------
+    dict
+        The record of the module docstring; one series, "SignSGD vs its SDE".
+    """
+    lrs = np.asarray(lrs, dtype=float)
+    n_steps = _whole_steps(horizon, lrs, "lr")
+    started = time.perf_counter()
+    series = {"SignSGD vs its SDE": _series(
+        problem, [signsgd(lr=lr) for lr in lrs], n_steps, lrs, theta0, n_paths=n_paths,
+        substeps=substeps, seed=seed, n_threads=n_threads)}
+    return dict(x=lrs.tolist(), x_label="learning rate η", labels=list(DEFAULT_LABELS),
+                series=series, title=f"SignSGD vs its SDE on {problem.name}",
+                config=_config(problem, theta0, horizon, n_paths, substeps, seed),
                 wall_s=time.perf_counter() - started)

@@ -56,6 +56,11 @@ def _sgd(k, g, x, hyper):
     return x - hyper[0] * g
 
 
+def _signsgd(k, g, x, hyper):
+    import torch
+    return x - hyper[0] * torch.sign(g)
+
+
 def _sgd_momentum(k, g, x, hyper):
     import torch
     d = g.shape[1]
@@ -89,7 +94,8 @@ def _adam(k, g, x, hyper):
     return torch.cat((theta, m, v), dim=1)
 
 
-UPDATES = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "rmsprop": _rmsprop, "adam": _adam}
+UPDATES = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "signsgd": _signsgd,
+           "rmsprop": _rmsprop, "adam": _adam}
 
 
 def torch_update(optimizer, k, g, state):
