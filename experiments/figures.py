@@ -7,6 +7,7 @@ from sde_engine.problems import quadratic
 from sde_engine.studies.results import write_json
 from sde_engine.studies.coupled_orders import (momentum_sde_order, sgd_sde_orders,
                                                signsgd_sde_order)
+from sde_engine.studies.ema_scaling import ema_scaling_sweep
 from sde_engine.studies.solver_convergence import save_convergence, solver_convergence
 from sde_engine.studies.trajectories import trajectory_figures, trajectory_record
 from sde_engine.studies.weak_order import run_order_study
@@ -125,3 +126,15 @@ def signsgd_sde_order_figure(out_dir):
     record = signsgd_sde_order(problem, THETA0_2D, [0.2, 0.1, 0.05, 0.025, 0.0125],
                                n_paths=32_768, substeps=8, seed=0)
     return _coupled_figure(out_dir, "signsgd_sde_order", record)
+
+
+@experiment("ema_scaling", "SGD + model EMA across batch scalings κ = 1 … 16 with the EMA "
+                           "scaling rule ρ → ρ^κ and without it, exact moments (issue 16, item 4)")
+def ema_scaling_figure(out_dir):
+    problem = quadratic(**{**QUADRATIC_2D, "noise_scale": 3.0})
+    record = ema_scaling_sweep(problem, THETA0_2D, 0.01, 0.99, [1, 2, 4, 8, 16], horizon=1.6)
+    write_json(out_dir / "ema_scaling.json", record)
+    plotting.save_figure(plotting.plot_ema_scaling(record), out_dir / "ema_scaling.png")
+    return {name: dict(ema_mean=[m[0] for m in record[name]["ema_mean"]],
+                       ema_var=[v[0] for v in record[name]["ema_var"]])
+            for name in ("rule", "no_rule")}

@@ -12,6 +12,8 @@ coefficients, dX = (A(t) X + a) dt + B(t) dW, whose mean μ and covariance C
 solve the ODEs μ' = A μ + a, C' = A C + C Aᵀ + B Bᵀ (SPEC §4). They are
 integrated with scipy's Radau method at rtol 1e-10, atol 1e-12.
 
+* SGD with a model EMA, X = (θ, Z): μ' = Aμ + a with A = [[−D, 0], [γI, −γI]], a = (Dθ*, 0),
+           D the SGD drift matrix, noise on θ only (:mod:`sde_engine.models.ema`).
 * SGD with momentum, X = (θ, v): μ' = Aμ + a, C' = AC + CAᵀ + diag(0, σ²√η Σ), with
            A = [[0, −I], [H, −γI]], a = (0, −Hθ*) (:mod:`sde_engine.models.momentum`;
            ``m_mean``/``m_cov`` hold v's).
@@ -61,6 +63,8 @@ class MomentReference:
         Adam's first moment, or the momentum SDE's velocity v (None for SGD and RMSprop).
     u : ndarray, shape (n, d), or None
         The deterministic u(t) (None for SGD).
+    ema_mean, ema_cov : ndarray, shapes (n, d) and (n, d, d), or None
+        The EMA block Z of an EMA model (:func:`sde_engine.models.ema_sde`).
     H, theta_star : ndarray
         The quadratic, for :attr:`loss_mean`.
     """
@@ -73,6 +77,8 @@ class MomentReference:
     m_mean: Optional[np.ndarray] = None
     m_cov: Optional[np.ndarray] = None
     u: Optional[np.ndarray] = None
+    ema_mean: Optional[np.ndarray] = None
+    ema_cov: Optional[np.ndarray] = None
 
     @property
     def theta_var(self):
@@ -99,7 +105,7 @@ class MomentReference:
     @property
     def state_mean(self):
         """E x for the SDE state (θ), (θ, u) or (θ, m, u); shape (n, n_blocks·d)."""
-        return np.concatenate([b for b in (self.theta_mean, self.m_mean, self.u)
+        return np.concatenate([b for b in (self.theta_mean, self.m_mean, self.u, self.ema_mean)
                                if b is not None], axis=1)
 
     @property
@@ -110,6 +116,8 @@ class MomentReference:
             blocks.append(self.m_mean**2 + np.diagonal(self.m_cov, axis1=1, axis2=2))
         if self.u is not None:
             blocks.append(self.u**2)
+        if self.ema_mean is not None:
+            blocks.append(self.ema_mean**2 + np.diagonal(self.ema_cov, axis1=1, axis2=2))
         return np.concatenate(blocks, axis=1)
 
 
@@ -146,6 +154,12 @@ def exact_moments(model, x0, times):
     H, theta_star, Sigma = problem.H, problem.theta_star, problem.Sigma
     theta0 = x0[:d]
     ref = dict(t=times, H=H, theta_star=theta_star)
+    if model.optimizer == "sgd_ema":
+        drift = H if model.constants.get("order", 1) == 1 else H + 0.5 * model.lr * H @ H
+        mu, cov = _sgd_ema(drift, theta_star, model.constants["gamma_ema"],
+                           problem.noise_scale**2 * model.lr * Sigma, x0, times)
+        return MomentReference(theta_mean=mu[:, :d], theta_cov=cov[:, :d, :d],
+                               ema_mean=mu[:, d:], ema_cov=cov[:, d:, d:], **ref)
     if model.optimizer == "sgd_momentum":
         mu, cov = _sgd_momentum(H, theta_star, model.constants["gamma"],
                                 problem.noise_scale**2 * model.lr**0.5 * Sigma, x0, times)
@@ -230,22 +244,37 @@ def _sgd(A, theta_star, BBt, theta0, times):
 
 
 def _sgd_momentum(H, theta_star, gamma, BBt, x0, times):
-    """Moments of X = (θ, v): dX = (A X + a) dt + B dW with A = [[0, −I], [H, −γI]],
-    a = (0, −H θ*), B Bᵀ = [[0, 0], [0, BBt]]."""
+    """Moments of X = (θ, v): A = [[0, −I], [H, −γI]], a = (0, −H θ*), noise on v."""
     d = H.shape[0]
     A = np.block([[np.zeros((d, d)), -np.eye(d)], [H, -gamma * np.eye(d)]])
-    a = np.concatenate([np.zeros(d), -H @ theta_star])
     noise = np.zeros((2 * d, 2 * d))
     noise[d:, d:] = BBt
-    n = 2 * d
+    return _linear_gaussian(A, np.concatenate([np.zeros(d), -H @ theta_star]), noise, x0, times)
+
+
+def _sgd_ema(drift, theta_star, gamma, BBt, x0, times):
+    """Moments of X = (θ, Z): A = [[−D, 0], [γI, −γI]], a = (D θ*, 0), noise on θ,
+    D the SGD drift matrix."""
+    d = drift.shape[0]
+    A = np.block([[-drift, np.zeros((d, d))], [gamma * np.eye(d), -gamma * np.eye(d)]])
+    noise = np.zeros((2 * d, 2 * d))
+    noise[:d, :d] = BBt
+    return _linear_gaussian(A, np.concatenate([drift @ theta_star, np.zeros(d)]), noise, x0,
+                            times)
+
+
+def _linear_gaussian(A, a, noise, x0, times):
+    """Mean and covariance of dX = (A X + a) dt + B dW from X(0) = x0, B Bᵀ = ``noise``:
+    μ' = Aμ + a, C' = AC + CAᵀ + BBᵀ; shapes (n, k) and (n, k, k)."""
+    k = A.shape[0]
 
     def rhs(t, y):
-        mu, C = y[:n], y[n:].reshape(n, n)
+        mu, C = y[:k], y[k:].reshape(k, k)
         AC = A @ C
         return np.concatenate([A @ mu + a, (AC + AC.T + noise).ravel()])
 
-    y = _solve(rhs, np.concatenate([x0, np.zeros(n * n)]), 0.0, times)
-    return y[:, :n], y[:, n:].reshape(-1, n, n)
+    y = _solve(rhs, np.concatenate([x0, np.zeros(k * k)]), 0.0, times)
+    return y[:, :k], y[:, k:].reshape(-1, k, k)
 
 
 def _rmsprop(H, theta_star, Sigma, sigma0, precond, theta0, times):
@@ -304,3 +333,46 @@ def _adam(H, theta_star, Sigma, c, precond, theta0, m0, times):
     C = y[:, 2 * d:2 * d + dd].reshape(-1, d, d)
     Q = y[:, 2 * d + 2 * dd:].reshape(-1, d, d)
     return mu, C, g1 * p, g1[:, :, None] * Q
+
+
+def sgd_iterate_moments(problem, lr, theta0, n_steps, ema_decay=None):
+    """Exact mean and covariance of SGD's iterate θ_k (and of its EMA z_k) on a quadratic.
+
+    θ_k = θ_{k−1} − η (H(θ_{k−1} − θ*) + σ S ξ_k) with ξ_k of zero mean and
+    identity covariance (any noise family: only two moments enter), and
+    z_k = ρ z_{k−1} + (1 − ρ) θ_k from z_0 = θ_0. The pair is a linear
+    recursion, so its first two moments follow exactly.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        Constant Σ (:func:`sde_engine.problems.quadratic`).
+    lr : float
+    theta0 : array_like, shape (d,)
+    n_steps : int
+    ema_decay : float, optional
+        ρ; without it only θ's moments are returned.
+
+    Returns
+    -------
+    dict
+        ``theta_mean`` (d,), ``theta_cov`` (d, d), and with ``ema_decay``
+        ``ema_mean``, ``ema_cov``.
+    """
+    H, theta_star = problem.H, problem.theta_star
+    d = H.shape[0]
+    rho = 0.0 if ema_decay is None else ema_decay
+    step = np.eye(d) - lr * H
+    A = np.block([[step, np.zeros((d, d))], [(1.0 - rho) * step, rho * np.eye(d)]])
+    shift = lr * H @ theta_star
+    c = np.concatenate([shift, (1.0 - rho) * shift])
+    noise = -lr * problem.noise_scale * problem.sqrt_Sigma
+    B = np.vstack([noise, (1.0 - rho) * noise])
+    theta0 = np.asarray(theta0, dtype=np.float64)
+    mean, cov = np.concatenate([theta0, theta0]), np.zeros((2 * d, 2 * d))
+    for _ in range(n_steps):
+        mean, cov = A @ mean + c, A @ cov @ A.T + B @ B.T
+    out = dict(theta_mean=mean[:d], theta_cov=cov[:d, :d])
+    if ema_decay is not None:
+        out.update(ema_mean=mean[d:], ema_cov=cov[d:, d:])
+    return out

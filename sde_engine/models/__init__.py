@@ -9,8 +9,10 @@ from .sgd import sgd_sde
 __all__ = ["OptimizerSDE", "adam_sde", "rmsprop_sde", "sgd_sde", "sgd_momentum_sde",
            "signsgd_sde"]
 
-from .scaling import linear_rule, rescale_v, scaling_rule, sde_constants, sqrt_rule  # noqa: E402
+from .ema import ema_sde  # noqa: E402
+from .scaling import (ema_rule, linear_rule, rescale_v, scaling_rule, sde_constants,  # noqa: E402
+                      sqrt_rule)
 from .svag import svag_transform  # noqa: E402
 
-__all__ += ["linear_rule", "rescale_v", "scaling_rule", "sde_constants", "sqrt_rule",
+__all__ += ["ema_sde", "ema_rule", "linear_rule", "rescale_v", "scaling_rule", "sde_constants", "sqrt_rule",
             "svag_transform"]

@@ -148,6 +148,18 @@ def scaling_rule(optimizer, kappa, **hyper):
     return sqrt_rule(kappa, **hyper)
 
 
+def ema_rule(kappa, *, ema_decay):
+    """EMA scaling rule of Busbridge et al. (NeurIPS 2023): ρ → ρ^κ when B → κB.
+
+    Apply it together with the optimizer's own rule (:func:`linear_rule`,
+    :func:`sqrt_rule`), which multiplies the SDE time per step by κ; ρ^κ then
+    keeps the EMA's rate γ = (1 − ρ)/h to first order
+    (:mod:`sde_engine.models.ema`). Returns ``{"ema_decay": ρ^κ}``.
+    """
+    kappa = check.positive_float(kappa, "kappa")
+    return {"ema_decay": check.beta(ema_decay, "ema_decay") ** kappa}
+
+
 def rescale_v(v, kappa):
     """Second-moment state after the batch grows by κ mid-run: v → v/κ (SPEC §5).
 

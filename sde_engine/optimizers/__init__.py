@@ -6,13 +6,14 @@ runs many independent copies on a :class:`~sde_engine.problems.Problem`.
 """
 from .adam import adam, adam_update
 from .base import Optimizer, OptimizerSpec
+from .ema import with_ema
 from .momentum import sgd_momentum, sgd_momentum_update
 from .registry import OPTIMIZERS, get_spec, make_optimizer
 from .rmsprop import rmsprop, rmsprop_update
 from .sign import signsgd, signsgd_update
 from .sgd import sgd, sgd_update
 
-__all__ = ["Optimizer", "OptimizerSpec", "OPTIMIZERS", "get_spec", "make_optimizer",
+__all__ = ["Optimizer", "OptimizerSpec", "with_ema", "OPTIMIZERS", "get_spec", "make_optimizer",
            "sgd", "sgd_momentum", "signsgd", "rmsprop", "adam", "sgd_update",
            "sgd_momentum_update", "signsgd_update", "rmsprop_update", "adam_update"]
 

@@ -11,6 +11,8 @@ name        values   meaning
 ``loss``    1        f(θ), the problem's loss
 ``m``       d        first moment m_i (Adam)
 ``v``       d        second moment v_i (RMSprop, Adam)
+``ema``     d        the model EMA z_i (:func:`~.ema.with_ema`)
+``ema_sq``  d        z_i²
 ==========  =======  ==============================================
 
 A list of names becomes a table of rows ``(kind, offset, length)`` into the
@@ -21,11 +23,12 @@ same compiled code.
 import numpy as np
 from numba import njit
 
-OBSERVABLES = ("theta", "theta_sq", "norm_sq", "loss", "m", "v")
+OBSERVABLES = ("theta", "theta_sq", "norm_sq", "loss", "m", "v", "ema", "ema_sq")
 _COPY, _SQUARE, _SUM_SQUARES, _LOSS = 0, 1, 2, 3
 _KIND = {"theta": (_COPY, "theta"), "theta_sq": (_SQUARE, "theta"),
          "norm_sq": (_SUM_SQUARES, "theta"), "loss": (_LOSS, "theta"),
-         "m": (_COPY, "m"), "v": (_COPY, "v")}
+         "m": (_COPY, "m"), "v": (_COPY, "v"), "ema": (_COPY, "ema"),
+         "ema_sq": (_SQUARE, "ema")}
 
 
 def observable_table(names, optimizer, dim):
