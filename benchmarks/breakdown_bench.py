@@ -33,7 +33,8 @@ from solvers.driver import make_driver, run_paths
 from solvers.rng import _xoshiro_step
 from solvers.sde_kernel import make_sde_kernel
 
-from .solver_bench import DIM, MU, SIGMA, THREADS, _diffusion, _drift
+from .gbm import MU, SIGMA, diffusion as _diffusion, drift as _drift
+from .solver_bench import DIM, THREADS
 from .timing import best_interleaved
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import sde_engine as se
 from sde_engine.dense import matvec
 
+from .gbm import MU, SIGMA, diffusion as _gbm_diffusion, drift as _gbm_drift
 from .timing import best_interleaved
 
 D, M = 5, 4
@@ -64,16 +65,6 @@ def _diffusion_at(t, x, p, out):
     g = B0 @ x
     for k in range(out.shape[1]):
         out[:, k] = g
-
-
-def _gbm_drift(t, x, p, out):
-    for i in range(x.shape[0]):
-        out[i] = p[0] * x[i]
-
-
-def _gbm_diffusion(t, x, p, out):
-    for i in range(x.shape[0]):
-        out[i] = p[1] * x[i]
 
 
 def _engine_call(sde, n_paths, n_steps):
@@ -126,7 +117,7 @@ def measure(n_paths, n_steps, repeats, torchsde=True):
 
     from sde_engine.user_functions import AllocationWarning
 
-    gbm = se.SDE(_gbm_drift, _gbm_diffusion, dim=D, params=np.array([0.5, 0.8]))
+    gbm = se.SDE(_gbm_drift, _gbm_diffusion, dim=D, params=np.array([MU, SIGMA]))
     loops = se.SDE(_drift_loops, _diffusion_loops, dim=D, noise="general", noise_dim=M)
     at = se.SDE(_drift_at, _diffusion_at, dim=D, noise="general", noise_dim=M)
     with warnings.catch_warnings():

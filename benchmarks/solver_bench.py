@@ -45,22 +45,12 @@ from solvers.rng import fill_normal_block, seed_stream
 from solvers.sde_kernel import BLOCK_NORMALS
 
 from . import general_noise_bench, optimizer_bench
+from .gbm import MU, SIGMA, diffusion as _diffusion, drift as _drift
 from .timing import best_interleaved, best_seconds
 
 DIM = 10
-MU, SIGMA = 0.5, 0.8
 THREADS = 2
 TARGETS = {"torchsde_small": 20.0, "torchsde_large": 40.0, "numpy": 3.0, "normals": 0.6}
-
-
-def _drift(t, x, params, out):
-    for i in range(x.shape[0]):
-        out[i] = params[0] * x[i]
-
-
-def _diffusion(t, x, params, out):
-    for i in range(x.shape[0]):
-        out[i] = params[1] * x[i]
 
 
 def engine_call(n_paths, n_steps):

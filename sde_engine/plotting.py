@@ -60,6 +60,16 @@ def _error_panel(ax, h, err, se, fit, label, color, marker="o"):
                 label=f"fit {fit['order']:.2f}{ci_text}")
 
 
+def _log_log_axes(ax, xlabel, title):
+    """Log scales on both axes, labels, a light grid and a small legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def plot_convergence(record):
     """Strong and weak errors of each scheme vs dt (a ``solver_convergence`` record).
 
@@ -85,12 +95,7 @@ def plot_convergence(record):
             top = max(top, np.abs(err[0]))
         for s, style in zip(slopes, ("--", ":")):
             _reference_slope(ax, dts, dts[0], top * 1.5, s, style)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("step size h")
-        ax.set_title(title)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        _log_log_axes(ax, "step size h", title)
     cfg = record.get("config", {})
     fig.suptitle(f"{cfg.get('model', '').upper()}: Euler–Maruyama and Milstein, "
                  f"{cfg.get('n_paths', '?')} paths, error bars ±2 s.e.", fontsize=10)
@@ -131,12 +136,8 @@ def plot_coupled_weak_errors(record):
             top = max(top, np.abs(err[0]))
         for slope, style in ((1.0, "--"), (2.0, ":")):
             _reference_slope(ax, x, x[0], top * 1.5, slope, style)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(record.get("x_label", "step size"))
-        ax.set_title(f"|weak error| of {_PHI_TITLES.get(label, label)}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        _log_log_axes(ax, record.get("x_label", "step size"),
+                      f"|weak error| of {_PHI_TITLES.get(label, label)}")
     cfg = record.get("config", {})
     fig.suptitle(f"{record.get('title', '')}, T = {cfg.get('horizon', '?')}, coupled "
                  f"estimator, {cfg.get('n_paths', '?')} paths, error bars ±2 s.e.", fontsize=10)

@@ -268,7 +268,7 @@ def test_observable_table_labels_and_offsets():
         observable_table(["m"], rmsprop(), 2)
     with pytest.raises(ValueError, match="must be in"):
         observable_table(["theta3"], adam(), 2)
-    assert set(OBSERVABLES) == {"theta", "theta_sq", "norm_sq", "loss", "m", "v"}
+    assert set(OBSERVABLES) == {"theta", "theta_sq", "norm_sq", "loss", "m", "v", "ema", "ema_sq"}
 
 
 @pytest.mark.parametrize("name, hyper, n_blocks", [

@@ -101,8 +101,8 @@ class OptimizerSDE:
         theta0 = _block(theta0, "theta0", d)
         if self.optimizer in ("sgd", "signsgd"):
             if m0 is not None or v0 is not None:
-                raise ValueError(f"`m0`/`v0` do not apply to the {self.optimizer} SDE "
-                                 f"(state x = θ)")
+                label = {"sgd": "SGD", "signsgd": "SignSGD"}[self.optimizer]
+                raise ValueError(f"`m0`/`v0` do not apply to the {label} SDE (state x = θ)")
             return theta0
         if self.optimizer == "sgd_momentum":
             if m0 is not None or v0 is not None:

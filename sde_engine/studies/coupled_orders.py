@@ -53,10 +53,22 @@ def _series(problem, optimizers, n_steps, x, theta0, sde_order=1, **coupled):
                       for q, label in enumerate(DEFAULT_LABELS)})
 
 
-def _config(problem, theta0, horizon, n_paths, substeps, seed, **extra):
-    return dict(problem=problem.name, dim=problem.dim, noise_scale=problem.noise_scale,
-                theta0=np.asarray(theta0).tolist(), horizon=horizon, n_paths=n_paths,
-                substeps=substeps, seed=seed, **extra)
+def _study(problem, theta0, x, x_label, n_steps, series, title, *, horizon, n_paths, substeps,
+           seed, n_threads, **config):
+    """The record of the module docstring for ``series`` = [(name, optimizers, sde_order)]."""
+    started = time.perf_counter()
+    coupled = dict(n_paths=n_paths, substeps=substeps, seed=seed, n_threads=n_threads)
+    return dict(x=np.asarray(x, dtype=float).tolist(), x_label=x_label,
+                labels=list(DEFAULT_LABELS),
+                series={name: _series(problem, optimizers, n_steps, x, theta0, sde_order=order,
+                                      **coupled)
+                        for name, optimizers, order in series},
+                title=title,
+                config=dict(problem=problem.name, dim=problem.dim,
+                            noise_scale=problem.noise_scale, theta0=np.asarray(theta0).tolist(),
+                            horizon=horizon, n_paths=n_paths, substeps=substeps, seed=seed,
+                            **config),
+                wall_s=time.perf_counter() - started)
 
 
 def sgd_sde_orders(problem, theta0, lrs, *, horizon=1.0, n_paths=8192, substeps=8, seed=0,
@@ -83,17 +95,12 @@ def sgd_sde_orders(problem, theta0, lrs, *, horizon=1.0, n_paths=8192, substeps=
     """
     lrs = np.asarray(lrs, dtype=float)
     n_steps = _whole_steps(horizon, lrs, "lr")
-    started = time.perf_counter()
-    coupled = dict(n_paths=n_paths, substeps=substeps, seed=seed, n_threads=n_threads)
     optimizers = [sgd(lr=lr) for lr in lrs]
-    series = {name: _series(problem, optimizers, n_steps, lrs, theta0, sde_order=order,
-                            **coupled)
-              for name, order in (("first-order SDE", 1),
-                                  ("second-order SDE (Li, Tai & E)", 2))}
-    return dict(x=lrs.tolist(), x_label="learning rate η", labels=list(DEFAULT_LABELS),
-                series=series, title=f"SGD vs its SDEs on {problem.name}",
-                config=_config(problem, theta0, horizon, n_paths, substeps, seed),
-                wall_s=time.perf_counter() - started)
+    return _study(problem, theta0, lrs, "learning rate η", n_steps,
+                  [("first-order SDE", optimizers, 1),
+                   ("second-order SDE (Li, Tai & E)", optimizers, 2)],
+                  f"SGD vs its SDEs on {problem.name}", horizon=horizon, n_paths=n_paths,
+                  substeps=substeps, seed=seed, n_threads=n_threads)
 
 
 def momentum_sde_order(problem, theta0, hs, *, gamma, horizon=1.0, n_paths=8192, substeps=8,
@@ -124,16 +131,12 @@ def momentum_sde_order(problem, theta0, hs, *, gamma, horizon=1.0, n_paths=8192,
     if not gamma > 0 or np.any(gamma * hs >= 1.0):
         raise ValueError(f"`gamma` must be > 0 with gamma·h < 1 for every h (μ = 1 − γh), got "
                          f"gamma={gamma!r}, hs={hs.tolist()}")
-    started = time.perf_counter()
     optimizers = [sgd_momentum(lr=h * h, momentum=1.0 - gamma * h) for h in hs]
-    series = {"SGD with momentum vs its SDE": _series(
-        problem, optimizers, n_steps, hs, theta0, n_paths=n_paths, substeps=substeps,
-        seed=seed, n_threads=n_threads)}
-    return dict(x=hs.tolist(), x_label="SDE step h = √η", labels=list(DEFAULT_LABELS),
-                series=series, title=f"SGD with momentum (γ = {gamma:g}) vs its SDE on "
-                                     f"{problem.name}",
-                config=_config(problem, theta0, horizon, n_paths, substeps, seed, gamma=gamma),
-                wall_s=time.perf_counter() - started)
+    return _study(problem, theta0, hs, "SDE step h = √η", n_steps,
+                  [("SGD with momentum vs its SDE", optimizers, 1)],
+                  f"SGD with momentum (γ = {gamma:g}) vs its SDE on {problem.name}",
+                  horizon=horizon, n_paths=n_paths, substeps=substeps, seed=seed,
+                  n_threads=n_threads, gamma=gamma)
 
 
 def signsgd_sde_order(problem, theta0, lrs, *, horizon=1.0, n_paths=8192, substeps=8, seed=0,
@@ -154,11 +157,7 @@ def signsgd_sde_order(problem, theta0, lrs, *, horizon=1.0, n_paths=8192, subste
     """
     lrs = np.asarray(lrs, dtype=float)
     n_steps = _whole_steps(horizon, lrs, "lr")
-    started = time.perf_counter()
-    series = {"SignSGD vs its SDE": _series(
-        problem, [signsgd(lr=lr) for lr in lrs], n_steps, lrs, theta0, n_paths=n_paths,
-        substeps=substeps, seed=seed, n_threads=n_threads)}
-    return dict(x=lrs.tolist(), x_label="learning rate η", labels=list(DEFAULT_LABELS),
-                series=series, title=f"SignSGD vs its SDE on {problem.name}",
-                config=_config(problem, theta0, horizon, n_paths, substeps, seed),
-                wall_s=time.perf_counter() - started)
+    return _study(problem, theta0, lrs, "learning rate η", n_steps,
+                  [("SignSGD vs its SDE", [signsgd(lr=lr) for lr in lrs], 1)],
+                  f"SignSGD vs its SDE on {problem.name}", horizon=horizon, n_paths=n_paths,
+                  substeps=substeps, seed=seed, n_threads=n_threads)
