@@ -144,33 +144,40 @@ def plot_coupled_weak_errors(record):
     return fig
 
 
-def plot_ema_scaling(record, coordinate=0):
-    """E z_T and Var z_T of one coordinate against the batch scaling κ, with and
-    without the EMA rule, and the SDE's value (an :func:`ema_scaling_sweep` record).
+def plot_scaling_sweep(record, quantities, series, title, coordinate=0):
+    """Moments against the batch scaling κ for several rules, with the SDE's value.
+
+    Parameters
+    ----------
+    record : dict
+        From :mod:`sde_engine.studies.exact_scaling` (or its JSON): ``kappas``,
+        one entry per rule and ``sde``, each {quantity: list over κ of (d,) lists}.
+    quantities : sequence of (key, title)
+        One panel each, e.g. ``[("ema_mean", "E z_T"), ("ema_var", "Var z_T")]``.
+    series : sequence of (key, label)
+        The rules drawn, e.g. ``[("rule", "ρ → ρ^κ"), ("no_rule", "ρ kept")]``.
+    title : str
+    coordinate : int
+        Which coordinate of the (d,) values to draw.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     kappas = np.asarray(record["kappas"], dtype=float)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
-    for ax, key, title in ((axes[0], "ema_mean", f"E z_T[{coordinate}]"),
-                           (axes[1], "ema_var", f"Var z_T[{coordinate}]")):
-        for name, label, marker in (("rule", "ρ → ρ^κ (EMA scaling rule)", "o"),
-                                    ("no_rule", "ρ kept", "s")):
+    fig, axes = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4.0))
+    for ax, (key, panel) in zip(np.atleast_1d(axes), quantities):
+        for (name, label), marker in zip(series, "os^v"):
             ax.plot(kappas, np.asarray(record[name][key])[:, coordinate], marker=marker,
                     label=label)
         ax.axhline(record["sde"][key][coordinate], color="0.4", ls="--",
                    label="SDE (what the rule keeps)")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch scaling κ (lr → κ lr, σ → σ/√κ)")
-        ax.set_title(title)
+        ax.set_xlabel("batch scaling κ (σ → σ/√κ)")
+        ax.set_title(f"{panel}[{coordinate}]")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    cfg = record.get("config", {})
-    fig.suptitle(f"SGD + model EMA on {cfg.get('problem', '?')}: lr {cfg.get('lr')}, ρ "
-                 f"{cfg.get('ema_decay')}, σ {cfg.get('noise_scale')}, T = {cfg.get('horizon')} "
-                 f"(exact moments)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 

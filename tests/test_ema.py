@@ -102,7 +102,7 @@ def test_runner_ema_matches_the_exact_discrete_moments(problem):
 
 
 def test_the_scaling_rule_keeps_the_ema_where_keeping_rho_does_not(problem):
-    from sde_engine.studies.ema_scaling import ema_scaling_sweep
+    from sde_engine.studies.exact_scaling import ema_scaling_sweep
 
     record = ema_scaling_sweep(problem, THETA0, 0.01, 0.99, [1, 2, 4, 8, 16], horizon=1.6)
     sde_mean, sde_var = record["sde"]["ema_mean"][0], record["sde"]["ema_var"][0]

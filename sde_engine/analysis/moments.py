@@ -376,3 +376,29 @@ def sgd_iterate_moments(problem, lr, theta0, n_steps, ema_decay=None):
     if ema_decay is not None:
         out.update(ema_mean=mean[d:], ema_cov=cov[d:, d:])
     return out
+
+
+def sgd_momentum_iterate_moments(problem, lr, momentum, theta0, n_steps):
+    """Exact mean and covariance of θ_k for SGD with momentum on a quadratic.
+
+    b_k = μ b_{k−1} + H(θ_{k−1} − θ*) + σ S ξ_k, θ_k = θ_{k−1} − η b_k, b_0 = 0,
+    with ξ_k of zero mean and identity covariance (any noise family): a linear
+    recursion in (θ, b).
+
+    Returns
+    -------
+    dict
+        ``theta_mean`` (d,), ``theta_cov`` (d, d).
+    """
+    H, theta_star = problem.H, problem.theta_star
+    d = H.shape[0]
+    eye = np.eye(d)
+    A = np.block([[eye - lr * H, -lr * momentum * eye], [H, momentum * eye]])
+    c = np.concatenate([lr * H @ theta_star, -H @ theta_star])
+    noise = problem.noise_scale * problem.sqrt_Sigma
+    B = np.vstack([-lr * noise, noise])
+    mean = np.concatenate([np.asarray(theta0, dtype=np.float64), np.zeros(d)])
+    cov = np.zeros((2 * d, 2 * d))
+    for _ in range(n_steps):
+        mean, cov = A @ mean + c, A @ cov @ A.T + B @ B.T
+    return dict(theta_mean=mean[:d], theta_cov=cov[:d, :d])

@@ -10,9 +10,9 @@ __all__ = ["OptimizerSDE", "adam_sde", "rmsprop_sde", "sgd_sde", "sgd_momentum_s
            "signsgd_sde"]
 
 from .ema import ema_sde  # noqa: E402
-from .scaling import (ema_rule, linear_rule, rescale_v, scaling_rule, sde_constants,  # noqa: E402
-                      sqrt_rule)
+from .scaling import (ema_rule, linear_rule, momentum_rule, rescale_v, scaling_rule,  # noqa: E402
+                      sde_constants, sqrt_rule)
 from .svag import svag_transform  # noqa: E402
 
-__all__ += ["ema_sde", "ema_rule", "linear_rule", "rescale_v", "scaling_rule", "sde_constants", "sqrt_rule",
+__all__ += ["ema_sde", "ema_rule", "momentum_rule", "linear_rule", "rescale_v", "scaling_rule", "sde_constants", "sqrt_rule",
             "svag_transform"]

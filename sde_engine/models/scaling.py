@@ -148,6 +148,27 @@ def scaling_rule(optimizer, kappa, **hyper):
     return sqrt_rule(kappa, **hyper)
 
 
+def momentum_rule(kappa, *, lr, momentum):
+    """Scaling rule of SGD with momentum in the momentum timescale, B → κB.
+
+    The SDE of :mod:`sde_engine.models.momentum` has the constants η^{1/4}σ and
+    γ = (1 − μ)/√η and time √η per step. With σ → σ/√κ they stay fixed when
+
+        η → κ² η,     1 − μ → κ (1 − μ),
+
+    and each step then covers κ times the SDE time (k → k/κ steps, the same
+    samples seen). Derived here from that SDE, not taken from a paper; it needs
+    κ(1 − μ) < 1. Returns ``{"lr": κ²η, "momentum": 1 − κ(1 − μ)}``.
+    """
+    kappa = check.positive_float(kappa, "kappa")
+    lr = check.positive_float(lr, "lr")
+    momentum = check.beta(momentum, "momentum")
+    if kappa * (1.0 - momentum) >= 1.0:
+        raise ValueError(f"the momentum rule needs κ(1 − μ) < 1, got κ = {kappa!r} and "
+                         f"momentum = {momentum!r}")
+    return {"lr": kappa**2 * lr, "momentum": 1.0 - kappa * (1.0 - momentum)}
+
+
 def ema_rule(kappa, *, ema_decay):
     """EMA scaling rule of Busbridge et al. (NeurIPS 2023): ρ → ρ^κ when B → κB.
 
