@@ -68,7 +68,8 @@ from .simulate import (DIVERGENCE_POLICIES, check_n_threads, enforce_divergence_
 from .solution import DivergenceReport
 
 #: Sign s of ΔW = s √dt ξ relative to the discrete noise ξ (see the module docstring).
-NOISE_SIGN = {"sgd": -1.0, "sgd_momentum": 1.0, "signsgd": -1.0, "rmsprop": 1.0, "adam": 1.0}
+NOISE_SIGN = {"sgd": -1.0, "sgd_momentum": 1.0, "signsgd": -1.0, "rmsprop": 1.0, "adam": 1.0,
+              "rmspropw": 1.0, "adamw": 1.0}
 #: What the kernel observes per φ, in order (rows of :attr:`CoupledWeakError.moments`).
 QUANTITIES = ("difference", "sde_bias", "extrapolated_difference", "discrete", "sde",
               "sde_extrapolated")

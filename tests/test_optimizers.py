@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from sde_engine.optimizers import (OPTIMIZERS, adam, get_spec, make_optimizer, rmsprop, sgd,
-                                   sgd_momentum, signsgd)
+from sde_engine.optimizers import (OPTIMIZERS, adam, adamw, get_spec, make_optimizer, rmsprop,
+                                   rmspropw, sgd, sgd_momentum, signsgd)
 from sde_engine.optimizers.observables import OBSERVABLES, observable_table
 
 THETA0 = np.array([1.0, -2.0, 0.5])
@@ -59,6 +59,16 @@ def _adam_hand(lr, b1, b2, eps, bias_correction):
     return [np.concatenate([th1, m1, v1]), np.concatenate([th2, m2, v2])]
 
 
+def _decayed(hand, decay):
+    """Decoupled weight decay on a hand computation: θ_k −= ηλ θ_{k−1}."""
+    s1, s2 = (s.copy() for s in hand)
+    th0, th1_plain = THETA0, s1[:3].copy()
+    s1[:3] = th1_plain - decay * th0
+    # step 2 starts from the decayed θ_1: its own step is the base step from there
+    s2[:3] = s1[:3] + (hand[1][:3] - th1_plain) - decay * s1[:3]
+    return [s1, s2]
+
+
 # One row per optimizer variant: (id, optimizer, states after steps 1 and 2 by hand).
 CASES = [
     ("sgd", sgd(lr=0.3), _sgd_hand(0.3)),
@@ -70,6 +80,10 @@ CASES = [
     ("adam", adam(lr=0.1, betas=(0.8, 0.95), eps=1e-2), _adam_hand(0.1, 0.8, 0.95, 1e-2, True)),
     ("adam-nobc", adam(lr=0.1, betas=(0.8, 0.95), eps=1e-2, bias_correction=False),
      _adam_hand(0.1, 0.8, 0.95, 1e-2, False)),
+    ("rmspropw", rmspropw(lr=0.1, beta=0.9, eps=1e-2, weight_decay=0.3),
+     _decayed(_rmsprop_hand(0.1, 0.9, 1e-2, False), 0.1 * 0.3)),
+    ("adamw", adamw(lr=0.1, betas=(0.8, 0.95), eps=1e-2, weight_decay=0.3),
+     _decayed(_adam_hand(0.1, 0.8, 0.95, 1e-2, True), 0.1 * 0.3)),
 ]
 
 
@@ -176,11 +190,15 @@ TORCH_CASES = [
     ("Adam", dict(lr=0.01, betas=(0.8, 0.95), eps=1e-3), adam(lr=0.01, betas=(0.8, 0.95), eps=1e-3)),
     ("Adam", dict(lr=0.01, betas=(0.0, 0.95), eps=1e-3),
      rmsprop(lr=0.01, beta=0.95, eps=1e-3, bias_correction=True)),
+    ("SGD", dict(lr=0.1, momentum=0.7), sgd_momentum(lr=0.1, momentum=0.7)),
+    ("AdamW", dict(lr=0.01, betas=(0.8, 0.95), eps=1e-3, weight_decay=0.5),
+     adamw(lr=0.01, betas=(0.8, 0.95), eps=1e-3, weight_decay=0.5)),
 ]
 
 
 @pytest.mark.parametrize("torch_name, kwargs, opt", TORCH_CASES,
-                         ids=["sgd", "rmsprop", "adam", "adam-beta1=0-vs-rmsprop-bc"])
+                         ids=["sgd", "rmsprop", "adam", "adam-beta1=0-vs-rmsprop-bc",
+                              "sgd-momentum", "adamw"])
 def test_matches_torch_optim(torch_name, kwargs, opt):
     torch = pytest.importorskip("torch")
     grads = np.random.default_rng(1).normal(size=(20, 3)) * np.array([1.0, 1e-2, 10.0])

@@ -19,7 +19,8 @@ integrated with scipy's Radau method at rtol 1e-10, atol 1e-12.
            ``m_mean``/``m_cov`` hold v's).
 * SGD:     μ' = −A(μ − θ*),           C' = −AC − CAᵀ + σ²η Σ,  with A = H (order 1)
            or A = H + (η/2) H² (the second-order SDE: ∇²f ∇f = H² (θ − θ*)).
-* RMSprop: μ' = −F H(μ − θ*),          C' = −FHC − CHF + σ0² F Σ F   (F = diag F(t)).
+* RMSprop: μ' = −F H(μ − θ*),          C' = −FHC − CHF + σ0² F Σ F   (F = diag F(t));
+           RMSpropW adds −λ₀μ and −2λ₀C (:mod:`sde_engine.models.weight_decay`).
 * Adam:    the drift of θ is −(F/γ1) m, singular at t = 0 with bias correction
   (γ1(0) = 0). The ODEs are written in the regular variables
   p = E m/γ1, R = Cov(θ, m)/γ1, Q = Cov(m)/γ1 (γ1 ≡ 1 without bias
@@ -47,6 +48,8 @@ from scipy.integrate import solve_ivp
 
 RTOL = 1e-10
 ATOL = 1e-12
+#: The models whose moments :func:`exact_moments` knows (``OptimizerSDE.optimizer``).
+EXACT_MODELS = ("sgd", "sgd_momentum", "sgd_ema", "rmsprop", "rmspropw", "adam")
 
 
 @dataclass
@@ -139,6 +142,9 @@ def exact_moments(model, x0, times):
     MomentReference
     """
     problem = model.problem
+    if model.optimizer not in EXACT_MODELS:
+        raise ValueError(f"exact moments are known for the {sorted(EXACT_MODELS)} SDEs, not "
+                         f"for {model.optimizer!r} (nonlinear, or not derived here)")
     if not (getattr(problem, "constant_noise", False) and hasattr(problem, "H")):
         raise ValueError(f"exact moments need a quadratic problem with constant Σ, got "
                          f"{problem!r}")
@@ -174,8 +180,9 @@ def exact_moments(model, x0, times):
     u0 = x0[-d:]
     u = _u_of_t(times, np.diag(Sigma), u0, c["c2"])
     precond = _preconditioner(np.diag(Sigma), u0, c)
-    if model.optimizer == "rmsprop":
-        mu, cov = _rmsprop(H, theta_star, Sigma, c["sigma0"], precond, theta0, times)
+    if model.optimizer in ("rmsprop", "rmspropw"):
+        mu, cov = _rmsprop(H, theta_star, Sigma, c["sigma0"], precond, theta0, times,
+                           c.get("weight_decay0", 0.0))
         return MomentReference(theta_mean=mu, theta_cov=cov, u=u, **ref)
     mu, cov, m_mu, m_cov = _adam(H, theta_star, Sigma, c, precond, theta0, x0[d:2 * d], times)
     return MomentReference(theta_mean=mu, theta_cov=cov, m_mean=m_mu, m_cov=m_cov, u=u, **ref)
@@ -277,15 +284,16 @@ def _linear_gaussian(A, a, noise, x0, times):
     return y[:, :k], y[:, k:].reshape(-1, k, k)
 
 
-def _rmsprop(H, theta_star, Sigma, sigma0, precond, theta0, times):
+def _rmsprop(H, theta_star, Sigma, sigma0, precond, theta0, times, decay=0.0):
     d = H.shape[0]
 
     def rhs(t, y):
         F = precond(t)
         mu, C = y[:d], y[d:].reshape(d, d)
-        FHC = F[:, None] * (H @ C)
+        FHC = F[:, None] * (H @ C) + decay * C
         noise = sigma0**2 * F[:, None] * Sigma * F[None, :]
-        return np.concatenate([-F * (H @ (mu - theta_star)), (-FHC - FHC.T + noise).ravel()])
+        return np.concatenate([-F * (H @ (mu - theta_star)) - decay * mu,
+                               (-FHC - FHC.T + noise).ravel()])
 
     y = _solve(rhs, np.concatenate([theta0, np.zeros(d * d)]), 0.0, times)
     return y[:, :d], y[:, d:].reshape(-1, d, d)

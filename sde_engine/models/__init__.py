@@ -4,10 +4,11 @@ from .base import OptimizerSDE
 from .momentum import sgd_momentum_sde
 from .rmsprop import rmsprop_sde
 from .sign import signsgd_sde
+from .weight_decay import adamw_sde, rmspropw_sde
 from .sgd import sgd_sde
 
 __all__ = ["OptimizerSDE", "adam_sde", "rmsprop_sde", "sgd_sde", "sgd_momentum_sde",
-           "signsgd_sde"]
+           "signsgd_sde", "rmspropw_sde", "adamw_sde"]
 
 from .ema import ema_sde  # noqa: E402
 from .scaling import (ema_rule, linear_rule, momentum_rule, rescale_v, scaling_rule,  # noqa: E402

@@ -12,7 +12,7 @@ step from the Euler step, so the optimizer's weak order 1 carries over. The
 scaling rule ρ → ρ^κ (Busbridge et al. 2023) keeps γ to first order when the
 optimizer's own rule multiplies h by κ: (1 − ρ^κ)/(κh) = γ (1 + O(γh)).
 
-SDE params: ``[*base SDE params, γ]``.
+SDE params: ``[γ, *base SDE params]`` (the problem's parameters stay last).
 """
 import functools
 
@@ -33,9 +33,8 @@ def _template(base_drift, base_diffusion, n_base_blocks, name):
     def drift(t, x, params, out):
         d = x.shape[0] // n_blocks
         nb = n_base_blocks * d
-        last = params.shape[0] - 1
-        base_drift(t, x[:nb], params[:last], out[:nb])
-        gamma = params[last]
+        base_drift(t, x[:nb], params[1:], out[:nb])
+        gamma = params[0]
         for i in range(d):
             out[nb + i] = gamma * (x[i] - x[nb + i])
 
@@ -43,7 +42,7 @@ def _template(base_drift, base_diffusion, n_base_blocks, name):
     def diffusion(t, x, params, out):
         d = x.shape[0] // n_blocks
         nb = n_base_blocks * d
-        base_diffusion(t, x[:nb], params[:params.shape[0] - 1], out[:nb])
+        base_diffusion(t, x[:nb], params[1:], out[:nb])
         for i in range(nb, nb + d):
             for j in range(out.shape[1]):
                 out[i, j] = 0.0
@@ -93,6 +92,6 @@ def ema_sde(model, ema_decay):
                          f"{base.noise!r}")
     gamma = (1.0 - rho) / model.h
     template = _template(base.drift_jit, base.diffusion_jit, model.n_blocks, f"{base.name}_ema")
-    sde = template.with_params(np.concatenate([base.params, [gamma]]))
+    sde = template.with_params(np.concatenate([[gamma], base.params]))
     sde.dim, sde.noise_dim = base.dim + model.dim, base.noise_dim
     return EMAOptimizerSDE(model, sde, rho, gamma)

@@ -85,7 +85,7 @@ def _scaled_beta(kappa, beta, name):
     return 1.0 - one_minus
 
 
-def sqrt_rule(kappa, *, lr, betas=None, beta=None, eps=0.0):
+def sqrt_rule(kappa, *, lr, betas=None, beta=None, eps=0.0, weight_decay=None):
     """Square-root scaling rule for RMSprop/Adam, batch size B → κB (SPEC §5).
 
     Update: lr → √κ·lr; 1−β → κ(1−β) for every β; eps → eps/√κ. With
@@ -106,11 +106,15 @@ def sqrt_rule(kappa, *, lr, betas=None, beta=None, eps=0.0):
         ``betas`` and ``beta``.
     eps : float
         ε ≥ 0.
+    weight_decay : float, optional
+        AdamW/RMSpropW's decoupled λ ≥ 0: λ → √κ·λ, which keeps the SDE's
+        λ₀ = λ/lr (:mod:`sde_engine.models.weight_decay`).
 
     Returns
     -------
     dict
-        The same keys as given (``lr``, ``betas`` or ``beta``, ``eps``), transformed.
+        The same keys as given (``lr``, ``betas`` or ``beta``, ``eps``,
+        ``weight_decay``), transformed.
 
     Raises
     ------
@@ -130,10 +134,14 @@ def sqrt_rule(kappa, *, lr, betas=None, beta=None, eps=0.0):
     else:
         out["beta"] = _scaled_beta(kappa, check.beta(beta, "beta"), "beta")
     out["eps"] = eps / root
+    if weight_decay is not None:
+        from ..optimizers.weight_decay import _weight_decay
+
+        out["weight_decay"] = root * _weight_decay(weight_decay)
     return out
 
 
-RULES = {"sgd": "linear", "rmsprop": "sqrt", "adam": "sqrt"}
+RULES = {"sgd": "linear", "rmsprop": "sqrt", "adam": "sqrt", "rmspropw": "sqrt", "adamw": "sqrt"}
 
 
 def scaling_rule(optimizer, kappa, **hyper):

@@ -11,10 +11,11 @@ from .momentum import sgd_momentum, sgd_momentum_update
 from .registry import OPTIMIZERS, get_spec, make_optimizer
 from .rmsprop import rmsprop, rmsprop_update
 from .sign import signsgd, signsgd_update
+from .weight_decay import adamw, rmspropw
 from .sgd import sgd, sgd_update
 
 __all__ = ["Optimizer", "OptimizerSpec", "with_ema", "OPTIMIZERS", "get_spec", "make_optimizer",
-           "sgd", "sgd_momentum", "signsgd", "rmsprop", "adam", "sgd_update",
+           "sgd", "sgd_momentum", "signsgd", "rmsprop", "adam", "rmspropw", "adamw", "sgd_update",
            "sgd_momentum_update", "signsgd_update", "rmsprop_update", "adam_update"]
 
 from .adamqlr import AdamQLRResult, adamqlr_run  # noqa: E402  (AdamQLR, SPEC §7; torch form: .adamqlr_torch)

@@ -3,6 +3,7 @@ from .adam import SPEC as ADAM, adam
 from .momentum import SPEC as SGD_MOMENTUM, sgd_momentum
 from .rmsprop import SPEC as RMSPROP, rmsprop
 from .sign import SPEC as SIGNSGD, signsgd
+from .weight_decay import adamw, rmspropw
 from .sgd import SPEC as SGD, sgd
 
 # name -> (spec, constructor validating torch.optim-style keyword hyperparameters)
@@ -12,6 +13,8 @@ OPTIMIZERS = {
     "signsgd": (SIGNSGD, signsgd),
     "rmsprop": (RMSPROP, rmsprop),
     "adam": (ADAM, adam),
+    "rmspropw": (rmspropw().spec, rmspropw),
+    "adamw": (adamw().spec, adamw),
 }
 
 

@@ -21,12 +21,14 @@ import numpy as np
 from .. import validation as check
 from ..analysis import fit_order
 from ..analysis.moments import exact_moments
-from ..models import adam_sde, rmsprop_sde, sgd_momentum_sde, sgd_sde, signsgd_sde
+from ..models import (adam_sde, adamw_sde, rmsprop_sde, rmspropw_sde, sgd_momentum_sde,
+                      sgd_sde, signsgd_sde)
 from ..optimizers.base import Optimizer
 from ..optimizers.svag import run_svag, svag_setting
 
 _MODELS = {"sgd": sgd_sde, "sgd_momentum": sgd_momentum_sde, "signsgd": signsgd_sde,
-           "rmsprop": rmsprop_sde, "adam": adam_sde}
+           "rmsprop": rmsprop_sde, "adam": adam_sde, "rmspropw": rmspropw_sde,
+           "adamw": adamw_sde}
 
 
 def reference_model(problem, optimizer, sde_order=1):

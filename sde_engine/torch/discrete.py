@@ -94,8 +94,19 @@ def _adam(k, g, x, hyper):
     return torch.cat((theta, m, v), dim=1)
 
 
+def _decoupled(base):
+    """The torch form of ``base`` followed by −ηλθ (hyper = [λ, *base hyper])."""
+    def update(k, g, x, hyper):
+        out = base(k, g, x, hyper[1:])
+        d = g.shape[1]
+        out[:, :d] -= (hyper[1] * hyper[0]) * x[:, :d]
+        return out
+    return update
+
+
 UPDATES = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "signsgd": _signsgd,
-           "rmsprop": _rmsprop, "adam": _adam}
+           "rmsprop": _rmsprop, "adam": _adam, "rmspropw": _decoupled(_rmsprop),
+           "adamw": _decoupled(_adam)}
 
 
 def torch_update(optimizer, k, g, state):
