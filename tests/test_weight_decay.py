@@ -58,8 +58,8 @@ def test_rmspropw_exact_moments_against_simulated_paths():
                       n_threads=1)
     theta = sol.x[-1, :, 0]
     se_mean = theta.std() / math.sqrt(theta.size)
-    # Euler–Maruyama at dt = 1e-3 has a bias O(dt): the difference here is 0.0011, under one
-    # stderr; weak2 would compile for 50 s
+    # Euler–Maruyama at dt = 1e-3 has a bias O(dt): the difference in this run is 0.0011;
+    # weak2 would compile for 50 s
     assert abs(theta.mean() - ref.theta_mean[0, 0]) < 4 * se_mean
     without = exact_moments(rmsprop_sde(problem, 0.1, beta=1 - C2 * 0.01, eps=EPS0 / 0.1), x0,
                             [1.0])
