@@ -20,7 +20,8 @@ import sde_engine as se  # noqa: E402
 from sde_engine import simulate  # noqa: E402
 from sde_engine.examples import ou_moments  # noqa: E402
 from sde_engine.models import adam_sde, rmsprop_sde, sgd_sde  # noqa: E402
-from sde_engine.optimizers import adam, rmsprop, sgd, sgd_momentum, signsgd  # noqa: E402
+from sde_engine.optimizers import (adam, adamw, rmsprop, rmspropw, sgd, sgd_momentum,  # noqa: E402
+                                   signsgd)
 from sde_engine.problems import quadratic  # noqa: E402
 from sde_engine.runner import run_optimizer  # noqa: E402
 from sde_engine.torch.discrete import run_optimizer_torch, torch_update  # noqa: E402
@@ -194,7 +195,9 @@ OPTIMIZERS = [sgd(lr=0.1), sgd_momentum(lr=0.1, momentum=0.8), signsgd(lr=0.1),
               rmsprop(lr=0.05, beta=0.9),
               rmsprop(lr=0.05, beta=0.9, bias_correction=True),
               adam(lr=0.1, betas=(0.9, 0.99)), adam(lr=0.1, betas=(0.8, 0.999), eps=1e-3,
-                                                    bias_correction=False)]
+                                                    bias_correction=False),
+              rmspropw(lr=0.05, beta=0.9, weight_decay=0.3),
+              adamw(lr=0.1, betas=(0.9, 0.99), weight_decay=0.3)]
 
 
 @pytest.mark.parametrize("opt", OPTIMIZERS, ids=repr)
