@@ -129,20 +129,25 @@ def signsgd_sde_order_figure(out_dir):
     return _coupled_figure(out_dir, "signsgd_sde_order", record)
 
 
+def _scaling_figure(out_dir, stem, record, quantities, series, title):
+    """Write a scaling sweep's JSON and figure; the summary is coordinate 0 of each
+    quantity, per rule."""
+    write_json(out_dir / f"{stem}.json", record)
+    plotting.save_figure(plotting.plot_scaling_sweep(record, quantities, series, title),
+                         out_dir / f"{stem}.png")
+    return {name: {key: [v[0] for v in record[name][key]] for key, _ in quantities}
+            for name, _ in series}
+
+
 @experiment("ema_scaling", "SGD + model EMA across batch scalings κ = 1 … 16 with the EMA "
                            "scaling rule ρ → ρ^κ and without it, exact moments (issue 16, item 4)")
 def ema_scaling_figure(out_dir):
     problem = quadratic(**{**QUADRATIC_2D, "noise_scale": 3.0})
     record = ema_scaling_sweep(problem, THETA0_2D, 0.01, 0.99, [1, 2, 4, 8, 16], horizon=1.6)
-    write_json(out_dir / "ema_scaling.json", record)
-    fig = plotting.plot_scaling_sweep(
-        record, [("ema_mean", "E z_T"), ("ema_var", "Var z_T")],
+    return _scaling_figure(
+        out_dir, "ema_scaling", record, [("ema_mean", "E z_T"), ("ema_var", "Var z_T")],
         [("rule", "ρ → ρ^κ, lr → κ lr (EMA rule)"), ("no_rule", "ρ kept, lr → κ lr")],
         "SGD + model EMA: lr 0.01, ρ 0.99, σ 3 at κ = 1, T = 1.6 (exact moments)")
-    plotting.save_figure(fig, out_dir / "ema_scaling.png")
-    return {name: dict(ema_mean=[m[0] for m in record[name]["ema_mean"]],
-                       ema_var=[v[0] for v in record[name]["ema_var"]])
-            for name in ("rule", "no_rule")}
 
 
 @experiment("momentum_scaling", "SGD with momentum across batch scalings κ = 1 … 16: the rule "
@@ -151,15 +156,11 @@ def ema_scaling_figure(out_dir):
 def momentum_scaling_figure(out_dir):
     record = momentum_scaling_sweep(quadratic(**QUADRATIC_2D), THETA0_2D, 1e-4, 0.98,
                                     [1, 2, 4, 8, 16], horizon=1.6)
-    write_json(out_dir / "momentum_scaling.json", record)
-    fig = plotting.plot_scaling_sweep(
-        record, [("theta_mean", "E θ_T"), ("theta_var", "Var θ_T")],
+    return _scaling_figure(
+        out_dir, "momentum_scaling", record,
+        [("theta_mean", "E θ_T"), ("theta_var", "Var θ_T")],
         [("rule", "η → κ²η, 1 − μ → κ(1 − μ)"), ("linear", "η → κη, μ kept")],
         "SGD with momentum: η 1e-4, μ 0.98 (γ = 2), σ 0.8 at κ = 1, T = 1.6 (exact moments)")
-    plotting.save_figure(fig, out_dir / "momentum_scaling.png")
-    return {name: dict(theta_mean=[m[0] for m in record[name]["theta_mean"]],
-                       theta_var=[v[0] for v in record[name]["theta_var"]])
-            for name in ("rule", "linear")}
 
 
 @experiment("decay_scaling", "RMSpropW across batch scalings κ = 1 … 8 under the square-root "
@@ -167,11 +168,8 @@ def momentum_scaling_figure(out_dir):
                              "against the SDE (issue 16, item 3)")
 def decay_scaling_figure(out_dir):
     record = decay_scaling_sweep(0.1, [1, 2, 4, 8], horizon=0.64, n_runs=40_000, seed=0)
-    write_json(out_dir / "decay_scaling.json", record)
-    fig = plotting.plot_scaling_sweep(
-        record, [("theta_mean", "E θ_T")],
+    return _scaling_figure(
+        out_dir, "decay_scaling", record, [("theta_mean", "E θ_T")],
         [("rule", "λ → √κ λ (with the square-root rule)"), ("kept", "λ kept")],
         "RMSpropW (f = θ²/2, η 0.1, λ0 = λ/η 0.5 at κ = 1), T = 0.64, 40000 runs each "
         "(s.e. ≈ 0.003)")
-    plotting.save_figure(fig, out_dir / "decay_scaling.png")
-    return {key: record[key]["theta_mean"] for key in ("rule", "kept")}

@@ -134,12 +134,17 @@ def betas(value):
     return beta(b1, "betas[0]"), beta(b2, "betas[1]")
 
 
-def eps(value):
-    """The denominator offset ε ≥ 0, finite."""
+def nonnegative_float(value, name):
+    """A finite real number ≥ 0 (bools refused), as float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) \
             or not math.isfinite(value) or value < 0:
-        raise ValueError(f"`eps` must be a finite number ≥ 0, got {value!r}")
+        raise ValueError(f"`{name}` must be a finite number ≥ 0, got {value!r}")
     return float(value)
+
+
+def eps(value):
+    """The denominator offset ε ≥ 0, finite."""
+    return nonnegative_float(value, "eps")
 
 
 def flag(value, name):

@@ -135,9 +135,7 @@ def sqrt_rule(kappa, *, lr, betas=None, beta=None, eps=0.0, weight_decay=None):
         out["beta"] = _scaled_beta(kappa, check.beta(beta, "beta"), "beta")
     out["eps"] = eps / root
     if weight_decay is not None:
-        from ..optimizers.weight_decay import _weight_decay
-
-        out["weight_decay"] = root * _weight_decay(weight_decay)
+        out["weight_decay"] = root * check.nonnegative_float(weight_decay, "weight_decay")
     return out
 
 

@@ -17,6 +17,7 @@ import functools
 import numpy as np
 from numba import njit
 
+from .. import validation as check
 from .adam import adam_sde
 from .base import OptimizerSDE
 from .rmsprop import rmsprop_sde
@@ -72,10 +73,8 @@ def rmspropw_sde(problem, lr, beta=0.99, eps=1e-8, weight_decay=1e-2, bias_corre
     DecoupledDecaySDE
         ``constants["weight_decay0"] = λ₀``; state (θ, u) as RMSprop's.
     """
-    from ..optimizers.weight_decay import _weight_decay
-
     base = rmsprop_sde(problem, lr, beta=beta, eps=eps, bias_correction=bias_correction)
-    return DecoupledDecaySDE(base, "rmspropw", _weight_decay(weight_decay))
+    return DecoupledDecaySDE(base, "rmspropw", check.nonnegative_float(weight_decay, "weight_decay"))
 
 
 def adamw_sde(problem, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
@@ -87,7 +86,5 @@ def adamw_sde(problem, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
     DecoupledDecaySDE
         ``constants["weight_decay0"] = λ₀``; state (θ, m, u) as Adam's.
     """
-    from ..optimizers.weight_decay import _weight_decay
-
     base = adam_sde(problem, lr, betas=betas, eps=eps, bias_correction=bias_correction)
-    return DecoupledDecaySDE(base, "adamw", _weight_decay(weight_decay))
+    return DecoupledDecaySDE(base, "adamw", check.nonnegative_float(weight_decay, "weight_decay"))

@@ -10,11 +10,10 @@ runner's bias-correction tables keep their place. SDE time per step: η², the
 base's (:mod:`sde_engine.models.weight_decay`).
 """
 import functools
-import math
-import numbers
 
 from numba import njit
 
+from .. import validation as check
 from .adam import adam
 from .base import Optimizer, OptimizerSpec
 from .rmsprop import rmsprop
@@ -36,13 +35,6 @@ def decoupled_decay_spec(base, name):
         name=name, blocks=base.blocks, update=update,
         hyper_names=("weight_decay",) + base.hyper_names, time_exponent=base.time_exponent,
         description=f"{base.description}; θ ← θ − ηλθ", bias_betas=base.bias_betas)
-
-
-def _weight_decay(value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value) or value < 0:
-        raise ValueError(f"`weight_decay` must be a finite number ≥ 0, got {value!r}")
-    return float(value)
 
 
 def _with_decay(base, name, weight_decay, constructor):
@@ -67,7 +59,8 @@ def adamw(*, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, bias_corr
         State layout ``(θ, m, v)``.
     """
     base = adam(lr=lr, betas=betas, eps=eps, bias_correction=bias_correction)
-    return _with_decay(base, "adamw", _weight_decay(weight_decay), adamw)
+    return _with_decay(base, "adamw", check.nonnegative_float(weight_decay, "weight_decay"),
+                       adamw)
 
 
 def rmspropw(*, lr=1e-2, beta=0.99, eps=1e-8, weight_decay=1e-2, bias_correction=False):
@@ -87,4 +80,5 @@ def rmspropw(*, lr=1e-2, beta=0.99, eps=1e-8, weight_decay=1e-2, bias_correction
         State layout ``(θ, v)``.
     """
     base = rmsprop(lr=lr, beta=beta, eps=eps, bias_correction=bias_correction)
-    return _with_decay(base, "rmspropw", _weight_decay(weight_decay), rmspropw)
+    return _with_decay(base, "rmspropw",
+                       check.nonnegative_float(weight_decay, "weight_decay"), rmspropw)
