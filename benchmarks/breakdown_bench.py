@@ -86,7 +86,7 @@ def measure(n_paths, n_steps, repeats):
     """Rates in path·dim-steps per second, ``{name: rate}``."""
     x0 = np.ones((1, DIM))
     dt = 1.0 / n_steps
-    setup = (0.0, dt, 1, DIM, dt ** 0.5, DIM)
+    setup = (0.0, dt, 1, DIM, dt ** 0.5, DIM, 2.0, 0.0)
     params = np.array([MU, SIGMA])
     save = np.array([n_steps], dtype=np.int64)
     calls = {}

@@ -84,7 +84,7 @@ def as_sde(sde):
 
 
 class SDE:
-    """An Itô SDE  dX = f(t, X) dt + g(t, X) dW  in R^dim.
+    """An Itô SDE  dX = f(t, X) dt + g(t, X) dW  in R^dim (or dL: ``levy_alpha``).
 
     Parameters
     ----------
@@ -108,10 +108,17 @@ class SDE:
         Used by Milstein; without it Milstein uses a derivative-free form.
     name : str, optional
         Label used in messages and results.
+    levy_alpha : float, optional
+        Drive the SDE by a symmetric α-stable Lévy process L instead of W,
+        α = ``levy_alpha`` ∈ (0, 2]: dX = f dt + g dL with independent
+        coordinates, E exp(iuL_t) = exp(−t|u|^α) (so α = 2 gives L = √2 W).
+        Only Euler–Maruyama integrates it (the Euler scheme for Lévy-driven
+        SDEs, increments dt^{1/α} S_α; :mod:`solvers.heavy_tails`). Default
+        None: Brownian motion.
     """
 
     def __init__(self, drift, diffusion, dim, noise="diagonal", noise_dim=None,
-                 params=None, diffusion_dx=None, name=None):
+                 params=None, diffusion_dx=None, name=None, levy_alpha=None):
         self.dim = _positive_int(dim, "dim")
         if noise not in NOISE_TYPES:
             raise ValueError(f"`noise` must be one of {NOISE_TYPES}, got {noise!r}")
@@ -123,6 +130,7 @@ class SDE:
             raise ValueError(
                 f"`noise_dim` must equal `dim` ({self.dim}) for diagonal noise, got {noise_dim}")
         self.params = as_float_params(params)
+        self.levy_alpha = None if levy_alpha is None else stability_index(levy_alpha)
         self.drift, self.drift_jit = jit_user_function(drift, "drift")
         self.diffusion, self.diffusion_jit = jit_user_function(diffusion, "diffusion")
         if self.drift is None or self.diffusion is None:
@@ -202,5 +210,14 @@ class SDE:
                     f"non-finite at t={t}, x={np.asarray(x)}: {out}")
 
     def __repr__(self):
+        levy = "" if self.levy_alpha is None else f", levy_alpha={self.levy_alpha:g}"
         return (f"SDE(name={self.name!r}, dim={self.dim}, noise={self.noise!r}, "
-                f"noise_dim={self.noise_dim}, params={self.params})")
+                f"noise_dim={self.noise_dim}{levy}, params={self.params})")
+
+
+def stability_index(alpha):
+    """α ∈ (0, 2] of an α-stable driving noise, as a float; anything else is refused."""
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) \
+            or not 0.0 < float(alpha) <= 2.0:
+        raise ValueError(f"`levy_alpha` must be a number in (0, 2], got {alpha!r}")
+    return float(alpha)

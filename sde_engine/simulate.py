@@ -52,7 +52,10 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     method : str
         A scheme of :data:`solvers.registry.SCHEMES` (``"euler_maruyama"``,
         ``"milstein"``, ``"weak2"``: weak order 2 with three-point increments,
-        whose saved W is its own three-point walk).
+        whose saved W is its own three-point walk). An SDE driven by α-stable
+        noise (``SDE(levy_alpha=α)``) takes ``"euler_maruyama"`` only: the Euler
+        scheme with increments dt^{1/α} S_α, weak order 1 for smooth
+        coefficients and test functions (Protter & Talay 1997).
     seed : int
         Path ``i`` uses the random stream ``(seed, path_offset + i)``.
     save_at : array_like, optional
@@ -67,12 +70,14 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         Keep every path's states (``Solution.x``). Default: True unless
         observables are given.
     save_brownian : bool
-        Also return the Brownian path W at the save times (``Solution.W``).
+        Also return the Brownian path W at the save times (``Solution.W``);
+        the Lévy path L for an α-stable driven SDE.
     brownian_dt : float, optional
         Resolution of the Brownian path: every step's increment is the sum of
         dt / brownian_dt increments of size brownian_dt, drawn in order. Runs
         with different ``dt`` and the same ``brownian_dt`` and ``seed`` share
         one Brownian path (needed for strong-error studies). Default ``dt``.
+        Not for α-stable driven SDEs.
     on_divergence : {"raise", "warn", "drop"}
         What to do when paths become NaN/inf (or an observable does on a
         finite path): raise :class:`DivergenceError`, warn and keep them (NaN
@@ -126,6 +131,15 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
             f"method {method!r} supports {scheme.noise_types} noise, but the SDE has "
             f"{sde.noise!r} noise; use one of "
             f"{[name for name, sch in SCHEMES.items() if sde.noise in sch.noise_types]}")
+    levy = sde.levy_alpha is not None
+    if levy and not scheme.levy_driven:
+        raise ValueError(
+            f"method {method!r} assumes Brownian increments, but the SDE is driven by "
+            f"α-stable noise (levy_alpha={sde.levy_alpha:g}); use one of "
+            f"{[name for name, sch in SCHEMES.items() if sch.levy_driven]}")
+    if levy and brownian_dt is not None:
+        raise ValueError(f"`brownian_dt` ({brownian_dt!r}) refines a Brownian path; the SDE "
+                         f"is driven by α-stable noise (levy_alpha={sde.levy_alpha:g})")
     dt = check.positive_float(dt, "dt")
     n_paths = check.positive_int(n_paths, "n_paths")
     seed = check.nonnegative_int(seed, "seed")
@@ -162,7 +176,9 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     run = _compiled_driver(sde, scheme, obs_fn, n_obs, refine > 1, bool(save_brownian),
                            bool(check_bounds), suspects)
     m = sde.noise_dim
-    setup = (t0, dt, refine, m, math.sqrt(dt / refine), scheme.draws_per_step(sde))
+    alpha = sde.levy_alpha if levy else 2.0
+    setup = (t0, dt, refine, m, math.sqrt(dt / refine),
+             2 * m if levy else scheme.draws_per_step(sde), alpha, dt ** (1.0 / alpha))
     with numba_threads(n_threads), user_code_errors(suspects):
         out = run_paths(run, x0, n_steps, steps, sde.params, setup, seed, path_offset,
                         n_paths, n_obs, save_x=bool(save_paths),
@@ -283,7 +299,8 @@ def streamed_moments(out, times, stacklevel=2):
 def _compiled_driver(sde, scheme, obs_fn, n_obs, refined, save_w, check_bounds, suspects):
     """The compiled path loop for this SDE and these options (built once, then reused);
     building it first warns about user functions that allocate per call."""
-    key = (scheme.name, obs_fn, n_obs, refined, save_w, check_bounds)
+    stable = sde.levy_alpha is not None
+    key = (scheme.name, obs_fn, n_obs, refined, save_w, check_bounds, stable)
     if key not in sde._compiled:
         warn_if_allocating(suspects, stacklevel=4)
         step = scheme.make_step(sde.bounds_checked() if check_bounds else sde)
@@ -291,7 +308,7 @@ def _compiled_driver(sde, scheme, obs_fn, n_obs, refined, save_w, check_bounds, 
         if check_bounds and n_obs:
             obs_jit = bounds_checked(obs_jit, "observables", f"({n_obs},) (`n_observables`)")
         sde._compiled[key] = make_sde_driver(step, sde.noise == "diagonal", obs_jit, refined,
-                                             save_w)
+                                             save_w, stable)
     return sde._compiled[key]
 
 

@@ -39,6 +39,10 @@ class Scheme:
         ``draws_per_step(sde) -> int``: N(0, dt) draws a step takes from the
         path's stream (``dW`` of that length; the first ``noise_dim`` are the
         Brownian increment).
+    levy_driven : bool
+        Whether the scheme also integrates SDEs driven by α-stable Lévy noise
+        (``SDE(levy_alpha=α)``): its step must use ``dW`` as an increment
+        only, with no Brownian moment in its formula.
     """
 
     name: str
@@ -49,14 +53,16 @@ class Scheme:
     torchsde_method: Optional[str] = None
     description: str = ""
     draws_per_step: Callable = brownian_draws
+    levy_driven: bool = False
 
 
 SCHEMES = {
     "euler_maruyama": Scheme(
         name="euler_maruyama", strong_order=0.5, weak_order=1.0,
         noise_types=("diagonal", "general"), make_step=euler_maruyama.make_step,
-        torchsde_method="euler",
-        description="x + f dt + g dW"),
+        torchsde_method="euler", levy_driven=True,
+        description="x + f dt + g dW; with α-stable driving noise, x + f dt + g dL "
+                    "(Euler scheme for Lévy-driven SDEs)"),
     "milstein": Scheme(
         name="milstein", strong_order=1.0, weak_order=1.0,
         noise_types=("diagonal",), make_step=milstein.make_step,

@@ -1,7 +1,8 @@
 """The SDE path kernel: one step of a fixed-step scheme on Brownian increments.
 
 Plugs a scheme's ``step`` into the generic loop of :mod:`solvers.driver`.
-``setup = (t0, dt, refine, noise_dim, sqrt_fine_dt, n_draws)``: step k runs
+``setup = (t0, dt, refine, noise_dim, sqrt_fine_dt, n_draws, alpha,
+levy_scale)``: step k runs
 from t0 + (k−1) dt to t0 + k dt on the increment ΔW made of ``refine`` fine
 increments of size dt/refine, summed in order (fine-step-major), so that runs
 with different dt and the same fine size see the same Brownian path.
@@ -17,18 +18,26 @@ first noise_dim entries of ΔW as the step left them (a scheme with discrete
 increments writes them there, so W is the walk it was driven by);
 ``observe`` calls the user's ``observables(t, x, params, out)`` at
 t = t0 + k dt.
+
+α-stable driving noise (``stable=True``, :mod:`solvers.heavy_tails`): the
+step's increment is ΔL_j = dt^{1/α} X_j (``levy_scale`` = dt^{1/α}) with
+X_j ~ S_α made from the pair of block normals (j, noise_dim + j) of the step
+(n_draws = 2 noise_dim, drawn unscaled), so the scheme's ``dW`` (length
+noise_dim) holds ΔL and ``record`` writes the Lévy path L. Refinement does
+not apply (``alpha`` and ``levy_scale`` are unused otherwise).
 """
 import numpy as np
 from numba import njit
 
 from .driver import PathKernel, make_driver
+from .heavy_tails import stable_from_normals
 from .rng import fill_normal_block
 
 #: Normals drawn per block (rounded down to whole steps, at least one step).
 BLOCK_NORMALS = 1024
 
 
-def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
+def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False, stable=False):
     """Path kernel for a scheme step ``step(t, dt, x, dW, params, work, x_new)``.
 
     Parameters
@@ -43,8 +52,12 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
         Whether ΔW is summed from ``refine`` > 1 fine increments.
     save_w : bool
         Whether the Brownian path is accumulated for ``record``.
-        Both are compile-time constants rather than ``setup`` entries: branching
-        on them every step cost about 7% of the Euler–Maruyama throughput.
+    stable : bool
+        Whether the driving noise is α-stable (module docstring) rather than
+        Brownian; not with ``refined``.
+        These three are compile-time constants rather than ``setup`` entries:
+        branching on them every step cost about 7% of the Euler–Maruyama
+        throughput.
 
     Returns
     -------
@@ -58,7 +71,7 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
     @njit
     def new_work(d, setup):
         m, n = setup[3], setup[5]
-        dW = np.empty(n)
+        dW = np.empty(m if stable else n)
         W = np.empty(m)
         f = np.empty(d)
         x_aux = np.empty(d)
@@ -74,8 +87,9 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
 
     @njit(inline="always")
     def draw_block(n_steps, rng, work, setup):
-        # unrefined increments are drawn scaled; fine ones are summed first
-        scale = 1.0 if refined else setup[4]
+        # unrefined Brownian increments are drawn scaled; fine ones are summed
+        # first, and α-stable ones are made from unit normals
+        scale = 1.0 if refined or stable else setup[4]
         fill_normal_block(rng, work[3], n_steps * setup[2] * setup[5], scale, work[4], work[5])
 
     @njit(inline="always")
@@ -87,10 +101,15 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
         # Index `work` for the arrays this step uses instead of unpacking it:
         # every array unpacked here costs a reference-count update per step
         # (6% of the Euler–Maruyama throughput). Scalars cost nothing.
-        t0, dt, refine, m, sqrt_fine_dt, n = setup
+        t0, dt, refine, m, sqrt_fine_dt, n, alpha, levy_scale = setup
         dW = work[0]
         normals = work[3]
-        if not refined:
+        if stable:
+            first = i * n
+            for j in range(m):
+                dW[j] = levy_scale * stable_from_normals(alpha, normals[first + j],
+                                                         normals[first + m + j])
+        elif not refined:
             # i * n, not i * refine * n with refine = 1: the run-time factor
             # cost 12% of the Euler–Maruyama throughput
             first = i * n
@@ -123,6 +142,6 @@ def make_sde_kernel(step, diagonal, observables, refined=False, save_w=False):
                       record)
 
 
-def make_sde_driver(step, diagonal, observables, refined=False, save_w=False):
+def make_sde_driver(step, diagonal, observables, refined=False, save_w=False, stable=False):
     """Compiled path loop (:func:`solvers.driver.make_driver`) for one SDE scheme step."""
-    return make_driver(make_sde_kernel(step, diagonal, observables, refined, save_w))
+    return make_driver(make_sde_kernel(step, diagonal, observables, refined, save_w, stable))

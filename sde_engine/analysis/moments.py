@@ -367,6 +367,7 @@ def sgd_iterate_moments(problem, lr, theta0, n_steps, ema_decay=None):
         ``theta_mean`` (d,), ``theta_cov`` (d, d), and with ``ema_decay``
         ``ema_mean``, ``ema_cov``.
     """
+    problem.require_finite_variance("sgd_iterate_moments")
     H, theta_star = problem.H, problem.theta_star
     d = H.shape[0]
     rho = 0.0 if ema_decay is None else ema_decay

@@ -174,8 +174,11 @@ def _block(value, name, d, scalar=False):
     return arr
 
 
-def build_sde(factory, problem, head, n_blocks, name, noise="general"):
+def build_sde(factory, problem, head, n_blocks, name, noise="general", brownian_limit=True):
     """An SDE of dim ``n_blocks·d`` for ``problem`` with params ``[head, *problem.params]``.
+
+    ``brownian_limit``: the model matches the covariance of the gradient
+    noise, so a problem whose noise has none (α-stable, α < 2) is refused.
 
     ``factory(grad, noise_sqrt, noise_diag, n_head)`` returns the (drift,
     diffusion) dispatchers. One template SDE per (factory, problem kernels) is
@@ -183,6 +186,8 @@ def build_sde(factory, problem, head, n_blocks, name, noise="general"):
     kernels and drivers take dimensions from the arrays, so every learning
     rate and every dimension reuses them.
     """
+    if brownian_limit:
+        problem.require_finite_variance(name)
     template = _template(factory, problem.grad, problem.noise_sqrt, problem.noise_diag,
                          len(head), name, noise)
     sde = template.with_params(np.concatenate([np.asarray(head, dtype=np.float64),

@@ -27,7 +27,7 @@ from .. import validation as check
 from .base import OptimizerSDE, build_sde
 
 
-def _sgd_kernels(grad, noise_sqrt, noise_diag, n_head):
+def sgd_kernels(grad, noise_sqrt, noise_diag, n_head):
     @njit(inline="always")
     def drift(t, x, params, out):
         grad(x, params[n_head:], out)
@@ -101,7 +101,7 @@ def _sgd_second_order_drift(grad, n_head):
 
 def _sgd_second_order_kernels(grad, noise_sqrt, noise_diag, n_head):
     return (_sgd_second_order_drift(grad, n_head),
-            _sgd_kernels(grad, noise_sqrt, noise_diag, n_head)[1])
+            sgd_kernels(grad, noise_sqrt, noise_diag, n_head)[1])
 
 
 def _sgd_second_order_diagonal_kernels(grad, noise_sqrt, noise_diag, n_head):
@@ -110,7 +110,7 @@ def _sgd_second_order_diagonal_kernels(grad, noise_sqrt, noise_diag, n_head):
 
 
 def _sgd_diagonal_kernels(grad, noise_sqrt, noise_diag, n_head):
-    drift = _sgd_kernels(grad, noise_sqrt, noise_diag, n_head)[0]
+    drift = sgd_kernels(grad, noise_sqrt, noise_diag, n_head)[0]
 
     @njit(inline="always")
     def diffusion(t, x, params, out):
@@ -123,7 +123,7 @@ def _sgd_diagonal_kernels(grad, noise_sqrt, noise_diag, n_head):
 
 
 #: (order, noise) -> kernel factory and the SDE's name.
-_FACTORIES = {(1, "general"): (_sgd_kernels, "sgd_sde"),
+_FACTORIES = {(1, "general"): (sgd_kernels, "sgd_sde"),
               (1, "diagonal"): (_sgd_diagonal_kernels, "sgd_sde"),
               (2, "general"): (_sgd_second_order_kernels, "sgd_sde_order2"),
               (2, "diagonal"): (_sgd_second_order_diagonal_kernels, "sgd_sde_order2")}

@@ -145,6 +145,7 @@ def svag_problem(problem, r1, r2):
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"`problem` must be a Problem, got {type(problem).__name__}")
+    problem.require_finite_variance("SVAG (its noise scale σ√(r1² + r2²) adds variances)")
     r1 = float(r1)
     r2 = float(r2)
     if not (math.isfinite(r1) and math.isfinite(r2)) or abs(r1 + r2 - 1.0) > 1e-12:

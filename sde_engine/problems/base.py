@@ -24,13 +24,26 @@ rest of the layout is private to the problem. Because of this convention
 :meth:`Problem.with_noise_scale` works for every problem and a kernel reads σ
 as ``params[0]``.
 
-Noise families (SPEC §1), all with Cov z = S Sᵀ = Σ:
+Noise families (SPEC §1), all z = S ξ with independent coordinates ξ_i and,
+except for α-stable noise, Cov z = S Sᵀ = Σ:
 
-* ``"gaussian"``   z = S ξ, ξ_i ~ N(0, 1);
-* ``"rademacher"`` z = S ε, ε_i = ±1 with probability ½ (symmetric, kurtosis 1);
-* ``"skewed"``     z = S (e − 1), e_i ~ Exp(1) (centred exponential, E ξ³ = 2);
+* ``"gaussian"``   ξ_i ~ N(0, 1);
+* ``"rademacher"`` ξ_i = ±1 with probability ½ (symmetric, kurtosis 1);
+* ``"skewed"``     ξ_i = e_i − 1, e_i ~ Exp(1) (centred exponential, E ξ³ = 2);
+* ``"student_t"``  ξ_i = T_i √((ν − 2)/ν), T_i Student-t with ν = ``df`` > 2
+  degrees of freedom (variance 1; E|ξ|^p finite for p < ν only);
+* ``"stable"``     ξ_i = 2^{−1/2} X_i, X_i symmetric α-stable with
+  E exp(iuX) = exp(−|u|^α), α = ``alpha`` ∈ (1, 2]
+  (:mod:`solvers.heavy_tails`). At α = 2 this is N(0, 1) and Σ the
+  covariance; for α < 2 the variance is infinite, Σ = S Sᵀ is a dispersion
+  (ξ_i has the scale 2^{−1/2} of N(0, 1) in the S_α sense) and the
+  Brownian SDE models refuse the problem (SGD's limit is then the Lévy-driven
+  :func:`sde_engine.models.sgd_levy_sde`);
 * ``"minibatch"``  g is the mean of B per-example gradients drawn with
   replacement (see :mod:`sde_engine.problems.regression`).
+
+The shape parameter (ν or α; 0 for the others) is a parameter of the
+problem next to the family code, so one compiled oracle serves every ν and α.
 
 Your own problem
 ----------------
@@ -63,19 +76,22 @@ receive your ``p``, builds
 You may instead pass your own ``stochastic_grad(x, p, sigma, state, out)`` that
 draws from ``state`` with :mod:`solvers.rng` only (e.g. real minibatch
 sampling), with ``noise="custom"``. See :func:`custom_problem` for the rest.
-The problem's own ``params`` are ``[σ, family code, *p]``.
+The problem's own ``params`` are ``[σ, family code, noise shape, *p]``.
 """
 import math
 
 import numpy as np
 from numba import njit
 
+from solvers.heavy_tails import next_stable, next_student_t
 from solvers.rng import next_normal, next_open_unit, next_uint64, seed_stream
 
 from .. import validation as check
 
-NOISE_FAMILIES = ("gaussian", "rademacher", "skewed")
+NOISE_FAMILIES = ("gaussian", "rademacher", "skewed", "student_t", "stable")
 FAMILY_CODE = {name: code for code, name in enumerate(NOISE_FAMILIES)}
+#: The family that takes each shape argument, and the argument's name.
+SHAPE_ARGUMENT = {"student_t": "df", "stable": "alpha"}
 
 
 class Problem:
@@ -91,8 +107,11 @@ class Problem:
     noise_scale : float
         σ.
     noise : str
-        ``"gaussian"``, ``"rademacher"``, ``"skewed"``, ``"minibatch"`` or
-        ``"custom"`` (a user oracle, :func:`custom_problem`).
+        ``"gaussian"``, ``"rademacher"``, ``"skewed"``, ``"student_t"``,
+        ``"stable"``, ``"minibatch"`` or ``"custom"`` (a user oracle,
+        :func:`custom_problem`).
+    noise_shape : float or None
+        ν of ``"student_t"``, α of ``"stable"``; None for the other families.
     loss, grad, stochastic_grad, noise_sqrt, noise_diag : numba dispatchers
         The kernels of the protocol.
     constant_noise : bool
@@ -109,7 +128,8 @@ class Problem:
     """
 
     def __init__(self, *, name, dim, params, noise, loss, grad, stochastic_grad,
-                 noise_sqrt, noise_diag, constant_noise=False, diagonal_noise=False):
+                 noise_sqrt, noise_diag, constant_noise=False, diagonal_noise=False,
+                 noise_shape=None):
         self.name = name
         self.dim = check.positive_int(dim, "dim")
         self.params = np.ascontiguousarray(params, dtype=np.float64)
@@ -118,6 +138,7 @@ class Problem:
                              f"{self.params.shape}")
         check.positive_float(self.params[0], "noise_scale")
         self.noise = noise
+        self.noise_shape = None if noise_shape is None else float(noise_shape)
         self.loss = loss
         self.grad = grad
         self.stochastic_grad = stochastic_grad
@@ -130,6 +151,25 @@ class Problem:
     def noise_scale(self):
         """σ, stored as ``params[0]``."""
         return float(self.params[0])
+
+    @property
+    def finite_variance(self):
+        """False for α-stable noise with α < 2 (infinite variance), else True."""
+        return not (self.noise == "stable" and self.noise_shape < 2.0)
+
+    def require_finite_variance(self, model):
+        """Refuse, naming ``model``, a problem whose gradient noise has infinite variance.
+
+        The Brownian SDE models match the noise's covariance; α-stable noise
+        with α < 2 has none, and SGD's limit is then driven by an α-stable
+        Lévy process (:func:`sde_engine.models.sgd_levy_sde`).
+        """
+        if not self.finite_variance:
+            raise ValueError(
+                f"{model} is driven by Brownian motion and matches the covariance of the "
+                f"gradient noise, but {self!r} has α-stable noise with alpha="
+                f"{self.noise_shape:g} < 2 (infinite variance); SGD's limit is then the "
+                f"Lévy-driven sgd_levy_sde")
 
     @property
     def kernels(self):
@@ -180,8 +220,10 @@ class Problem:
         return _oracle_loop(self.stochastic_grad, self._point(x), self.params, n, seed)
 
     def __repr__(self):
+        shape = ("" if self.noise_shape is None else
+                 f", {SHAPE_ARGUMENT[self.noise]}={self.noise_shape:g}")
         return (f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, "
-                f"noise={self.noise!r}, noise_scale={self.noise_scale:g})")
+                f"noise={self.noise!r}{shape}, noise_scale={self.noise_scale:g})")
 
 
 @njit
@@ -197,14 +239,26 @@ def _oracle_loop(stochastic_grad, x, params, n, seed):
 
 
 # ---- noise draws shared by the synthetic families -----------------------------------
+#: 2^{−1/2}: the S_α scale of N(0, 1), which standardises α-stable draws.
+_STABLE_SCALE = 2.0 ** -0.5
+
+
 @njit(inline="always")
-def draw_standardized(family, state):
-    """One draw of ξ with E ξ = 0, Var ξ = 1 from the family code (see NOISE_FAMILIES)."""
+def draw_standardized(family, shape, state):
+    """One draw of ξ from the family code (see NOISE_FAMILIES) and its shape (ν or α).
+
+    E ξ = 0 and Var ξ = 1 for every family but α-stable noise with α < 2,
+    whose ξ has the S_α scale 2^{−1/2} of N(0, 1) (module docstring).
+    """
     if family == 0:
         return next_normal(state)
     if family == 1:
         return 1.0 if (next_uint64(state) >> np.uint64(63)) == np.uint64(1) else -1.0
-    return -math.log(next_open_unit(state)) - 1.0
+    if family == 2:
+        return -math.log(next_open_unit(state)) - 1.0
+    if family == 3:
+        return next_student_t(state, shape)
+    return _STABLE_SCALE * next_stable(state, shape)
 
 
 def symmetric_sqrt(matrix, name):
@@ -236,8 +290,46 @@ def check_symmetric_psd(matrix, name):
             f"`{name}` must be positive semi-definite, got smallest eigenvalue {lam[0]:.3g}")
 
 
-def noise_family(noise):
-    """Validate a synthetic noise family name; returns its code."""
+def noise_family(noise, df=None, alpha=None):
+    """Validate a synthetic noise family and its shape argument.
+
+    Parameters
+    ----------
+    noise : str
+        One of :data:`NOISE_FAMILIES`.
+    df : float, optional
+        ν > 2 (finite), required with ``noise="student_t"`` and refused otherwise.
+    alpha : float, optional
+        α ∈ (1, 2], required with ``noise="stable"`` and refused otherwise.
+
+    Returns
+    -------
+    code : int
+        The family code kernels read.
+    shape : float or None
+        ν or α; None for the families without one.
+    """
     check.choice(noise, "noise", NOISE_FAMILIES)
-    return FAMILY_CODE[noise]
+    given = {"df": df, "alpha": alpha}
+    wanted = SHAPE_ARGUMENT.get(noise)
+    for name, value in given.items():
+        if value is not None and name != wanted:
+            raise ValueError(f"`{name}` ({value!r}) applies to noise="
+                             f"{next(k for k, v in SHAPE_ARGUMENT.items() if v == name)!r} "
+                             f"only, got noise={noise!r}")
+    if wanted is None:
+        return FAMILY_CODE[noise], None
+    value = given[wanted]
+    if value is None:
+        raise ValueError(f"noise={noise!r} needs `{wanted}` "
+                         f"({'degrees of freedom ν > 2' if wanted == 'df' else 'α in (1, 2]'})")
+    if wanted == "df":
+        shape = check.positive_float(value, "df")
+        if not shape > 2.0:
+            raise ValueError(f"`df` must be > 2 (finite variance), got {value!r}")
+    else:
+        shape = check.positive_float(value, "alpha")
+        if not 1.0 < shape <= 2.0:
+            raise ValueError(f"`alpha` must be in (1, 2], got {value!r}")
+    return FAMILY_CODE[noise], shape
 

@@ -3,9 +3,9 @@
 See the "Your own problem" section of :mod:`sde_engine.problems.base` for an
 example. Parameter layout of the resulting problem::
 
-    [σ, family code, *p]        (p: the user's parameter array)
+    [σ, family code, noise shape, *p]        (p: the user's parameter array)
 
-The user's functions receive ``p`` (a view ``params[2:]``).
+The user's functions receive ``p`` (a view ``params[3:]``).
 """
 import functools
 
@@ -17,12 +17,12 @@ from ..sde import jit_user_function
 from ..user_functions import compile_user_function, float64_1d, float64_2d
 from .base import NOISE_FAMILIES, Problem, draw_standardized, noise_family
 
-_HEAD = 2
+_HEAD = 3
 
 
 def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None,
                    stochastic_grad=None, noise="gaussian", noise_scale=1.0,
-                   diagonal_noise=False):
+                   diagonal_noise=False, df=None, alpha=None):
     """Build a problem from user functions (compiled with ``numba.njit``).
 
     Parameters
@@ -45,14 +45,17 @@ def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None
         ``stochastic_grad(x, p, sigma, state, out)``: one oracle call drawing
         from the :mod:`solvers.rng` stream ``state``. Default: g = ∇f + σ S ξ
         with ξ of the family ``noise``.
-    noise : {"gaussian", "rademacher", "skewed"} or "custom"
-        Family of ξ for the default oracle; ``"custom"`` (required with your
-        own ``stochastic_grad``) labels a user oracle.
+    noise : {"gaussian", "rademacher", "skewed", "student_t", "stable"} or "custom"
+        Family of ξ for the default oracle (:mod:`sde_engine.problems.base`);
+        ``"custom"`` (required with your own ``stochastic_grad``) labels a
+        user oracle.
     noise_scale : float
         σ > 0.
     diagonal_noise : bool
         Declare that ``noise_sqrt`` is diagonal for every θ (lets the SGD SDE
         use diagonal noise and Milstein); checked at θ = 0.
+    df, alpha : float, optional
+        ν of ``noise="student_t"``, α of ``noise="stable"`` (each required there).
 
     Returns
     -------
@@ -60,13 +63,17 @@ def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None
     """
     dim = check.positive_int(dim, "dim")
     sigma = check.positive_float(noise_scale, "noise_scale")
+    shape = None
     if stochastic_grad is None:
-        family = noise_family(noise)
+        family, shape = noise_family(noise, df=df, alpha=alpha)
     else:
         if noise != "custom":
             raise ValueError(f"`noise` must be 'custom' with your own `stochastic_grad`, "
                              f"got {noise!r} (the families {NOISE_FAMILIES} use the default "
                              f"oracle)")
+        if df is not None or alpha is not None:
+            raise ValueError(f"`df`/`alpha` ({df!r}, {alpha!r}) shape the built-in noise "
+                             f"families; your own `stochastic_grad` draws its own noise")
         family = -1
     user = np.asarray(params if params is not None else [], dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(user)):
@@ -80,8 +87,9 @@ def custom_problem(name, dim, params, *, loss, grad, noise_sqrt, noise_diag=None
     if diagonal_noise and np.any(s0 - np.diag(np.diag(s0))):
         raise ValueError(f"`diagonal_noise=True` but `noise_sqrt` at θ = 0 is not diagonal: {s0}")
     kernels = _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad)
-    return Problem(name=name, dim=dim, params=np.concatenate([[sigma, family], user]),
-                   noise=noise, diagonal_noise=diagonal_noise, **kernels)
+    return Problem(name=name, dim=dim,
+                   params=np.concatenate([[sigma, family, shape or 0.0], user]),
+                   noise=noise, noise_shape=shape, diagonal_noise=diagonal_noise, **kernels)
 
 
 def _probe(dim, user, loss, grad, noise_sqrt, noise_diag):
@@ -176,7 +184,7 @@ def _wrap(loss, grad, noise_sqrt, noise_diag, stochastic_grad):
             user_sqrt(x, params[_HEAD:], s)
             family = int(params[1])
             for j in range(d):
-                xi = params[0] * draw_standardized(family, state)
+                xi = params[0] * draw_standardized(family, params[2], state)
                 for i in range(d):
                     out[i] += s[i, j] * xi
     else:

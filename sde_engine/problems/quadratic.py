@@ -2,14 +2,15 @@
 
     f(θ) = ½ (θ − θ*)ᵀ H (θ − θ*),    g = H (θ − θ*) + σ S ξ,    S Sᵀ = Σ,
 
-with ξ of the chosen family (``gaussian``, ``rademacher``, ``skewed``; see
-:mod:`sde_engine.problems.base`). H and Σ may each be diagonal (given as a
+with ξ of the chosen family (``gaussian``, ``rademacher``, ``skewed``,
+``student_t``, ``stable``; see :mod:`sde_engine.problems.base`). H and Σ may each be diagonal (given as a
 vector) or full (a symmetric PSD matrix). S = Σ^{1/2} is the *symmetric* square
 root V diag(√λ) Vᵀ of Σ (not Cholesky), so it exists for singular Σ and S = Sᵀ.
 
 Parameter layout (private; ``params[0]`` = σ as for every problem)::
 
-    [σ, d, family, h_is_diag, s_is_diag, θ* (d), H (d or d²), S (d or d²), diag Σ (d)]
+    [σ, d, family, noise shape, h_is_diag, s_is_diag, θ* (d), H (d or d²), S (d or d²),
+     diag Σ (d)]
 
 matrices row-major.
 """
@@ -19,14 +20,14 @@ from numba import njit
 from .. import validation as check
 from .base import Problem, draw_standardized, noise_family, symmetric_sqrt, check_symmetric_psd
 
-_HEAD = 5
+_HEAD = 6
 
 
 @njit(inline="always")
 def _layout(params):
     d = int(params[1])
-    h_diag = params[3] != 0.0
-    s_diag = params[4] != 0.0
+    h_diag = params[4] != 0.0
+    s_diag = params[5] != 0.0
     o_h = _HEAD + d
     o_s = o_h + (d if h_diag else d * d)
     o_dg = o_s + (d if s_diag else d * d)
@@ -63,9 +64,10 @@ def quadratic_stochastic_grad(x, params, state, out):
     d, _, s_diag, _, o_s, _ = _layout(params)
     sigma = params[0]
     family = int(params[2])
+    shape = params[3]
     quadratic_grad(x, params, out)
     for j in range(d):
-        xi = sigma * draw_standardized(family, state)
+        xi = sigma * draw_standardized(family, shape, state)
         if s_diag:
             out[j] += params[o_s + j] * xi
         else:
@@ -104,7 +106,8 @@ class Quadratic(Problem):
         return self.H.copy()
 
 
-def quadratic(H, theta_star=None, Sigma=None, *, noise="gaussian", noise_scale=1.0):
+def quadratic(H, theta_star=None, Sigma=None, *, noise="gaussian", noise_scale=1.0, df=None,
+              alpha=None):
     """Build a :class:`Quadratic` problem.
 
     Parameters
@@ -115,16 +118,21 @@ def quadratic(H, theta_star=None, Sigma=None, *, noise="gaussian", noise_scale=1
         Minimiser θ*; default 0.
     Sigma : array_like, shape (d,) or (d, d), optional
         Noise covariance Σ (diagonal entries ≥ 0, or symmetric PSD); default I.
-    noise : {"gaussian", "rademacher", "skewed"}
-        Family of ξ in z = S ξ (SPEC §1).
+    noise : {"gaussian", "rademacher", "skewed", "student_t", "stable"}
+        Family of ξ in z = S ξ (SPEC §1, :mod:`sde_engine.problems.base`).
     noise_scale : float
         σ > 0 in g = ∇f + σ z.
+    df : float, optional
+        ν > 2, the degrees of freedom of ``noise="student_t"`` (required there).
+    alpha : float, optional
+        α ∈ (1, 2], the stability index of ``noise="stable"`` (required there);
+        for α < 2, Σ is the dispersion of z, not its (infinite) covariance.
 
     Returns
     -------
     Quadratic
     """
-    family = noise_family(noise)
+    family, shape = noise_family(noise, df=df, alpha=alpha)
     sigma = check.positive_float(noise_scale, "noise_scale")
     H = _matrix_or_diagonal(H, "H")
     d = H.shape[0]
@@ -143,13 +151,13 @@ def quadratic(H, theta_star=None, Sigma=None, *, noise="gaussian", noise_scale=1
     sqrt_full = np.diag(np.sqrt(Sigma)) if Sigma.ndim == 1 else symmetric_sqrt(Sigma, "Sigma")
     sqrt_packed = np.sqrt(Sigma) if Sigma.ndim == 1 else sqrt_full.ravel()
     params = np.concatenate([
-        [sigma, d, family, float(H.ndim == 1), float(Sigma.ndim == 1)],
+        [sigma, d, family, shape or 0.0, float(H.ndim == 1), float(Sigma.ndim == 1)],
         theta_star, H.ravel(), sqrt_packed, np.diag(Sigma_full)])
     problem = Quadratic(
         name=f"quadratic(d={d})", dim=d, params=params, noise=noise,
         loss=quadratic_loss, grad=quadratic_grad, stochastic_grad=quadratic_stochastic_grad,
         noise_sqrt=quadratic_noise_sqrt, noise_diag=quadratic_noise_diag, constant_noise=True,
-        diagonal_noise=not np.any(Sigma_full - np.diag(np.diag(Sigma_full))))
+        diagonal_noise=not np.any(Sigma_full - np.diag(np.diag(Sigma_full))), noise_shape=shape)
     problem.H = H_full.copy()
     problem.theta_star = theta_star.copy()
     problem.Sigma = Sigma_full.copy()

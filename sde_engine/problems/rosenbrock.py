@@ -14,7 +14,7 @@ Hessian curvature); deterministic runs use ``grad`` (σ only matters for
 
 Parameter layout (private; ``params[0]`` = σ as for every problem)::
 
-    [σ, family, a, b]
+    [σ, family, a, b, noise shape]
 """
 import numpy as np
 from numba import njit
@@ -45,7 +45,7 @@ def rosenbrock_stochastic_grad(x, params, state, out):
     rosenbrock_grad(x, params, out)
     family = int(params[1])
     for i in range(2):
-        out[i] += params[0] * draw_standardized(family, state)
+        out[i] += params[0] * draw_standardized(family, params[4], state)
 
 
 @njit(inline="always")
@@ -100,7 +100,7 @@ class Rosenbrock(Problem):
         return out
 
 
-def rosenbrock(a=1.0, b=100.0, *, noise="gaussian", noise_scale=1.0):
+def rosenbrock(a=1.0, b=100.0, *, noise="gaussian", noise_scale=1.0, df=None, alpha=None):
     """Build a :class:`Rosenbrock` problem f = (a − x)² + b (y − x²)².
 
     Parameters
@@ -109,20 +109,22 @@ def rosenbrock(a=1.0, b=100.0, *, noise="gaussian", noise_scale=1.0):
         Finite; the minimiser is (a, a²).
     b : float
         Positive.
-    noise : {"gaussian", "rademacher", "skewed"}
-        Family of ξ in the oracle g = ∇f + σ ξ (Σ = I).
+    noise : {"gaussian", "rademacher", "skewed", "student_t", "stable"}
+        Family of ξ in the oracle g = ∇f + σ ξ (Σ = I; :mod:`sde_engine.problems.base`).
     noise_scale : float
         σ > 0 (used only by ``stochastic_grad``).
+    df, alpha : float, optional
+        ν of ``noise="student_t"``, α of ``noise="stable"`` (each required there).
     """
-    family = noise_family(noise)
+    family, shape = noise_family(noise, df=df, alpha=alpha)
     sigma = check.positive_float(noise_scale, "noise_scale")
     a = float(a)
     if not np.isfinite(a):
         raise ValueError(f"`a` must be finite, got {a!r}")
     b = check.positive_float(b, "b")
     problem = Rosenbrock(
-        name=f"rosenbrock(a={a:g}, b={b:g})", dim=2, params=np.array([sigma, family, a, b]),
-        noise=noise, loss=rosenbrock_loss, grad=rosenbrock_grad,
+        name=f"rosenbrock(a={a:g}, b={b:g})", dim=2, params=np.array([sigma, family, a, b, shape or 0.0]),
+        noise=noise, noise_shape=shape, loss=rosenbrock_loss, grad=rosenbrock_grad,
         stochastic_grad=rosenbrock_stochastic_grad, noise_sqrt=rosenbrock_noise_sqrt,
         noise_diag=rosenbrock_noise_diag, constant_noise=True)
     problem.a = a

@@ -104,6 +104,11 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
         if value != default:
             raise ValueError(f"`{name}` is not available on the torch backend (got {value!r}); "
                              f"use backend='numba' for it")
+    inner = getattr(sde, "sde", sde)
+    if getattr(inner, "levy_alpha", None) is not None:
+        raise ValueError(f"the torch backend integrates Brownian SDEs (torchsde); this one is "
+                         f"driven by α-stable noise (levy_alpha={inner.levy_alpha:g}): use "
+                         f"backend='numba'")
     ts_method = torchsde_method(method)
     torchsde_backend.require_torch()
     from solvers.torchsde_backend.batched import resolve_device, resolve_dtype
