@@ -8,6 +8,8 @@ from sde_engine.studies.results import write_json
 from sde_engine.studies.coupled_orders import (momentum_sde_order, sgd_sde_orders,
                                                signsgd_sde_order)
 from sde_engine.studies.decay_scaling import decay_scaling_sweep
+from sde_engine.studies.heavy_tails import (sgd_stable_errors, sgd_stable_monte_carlo,
+                                            signsgd_stable_orders)
 from sde_engine.studies.exact_scaling import ema_scaling_sweep, momentum_scaling_sweep
 from sde_engine.studies.solver_convergence import save_convergence, solver_convergence
 from sde_engine.studies.trajectories import trajectory_figures, trajectory_record
@@ -129,6 +131,23 @@ def signsgd_sde_order_figure(out_dir):
     return _coupled_figure(out_dir, "signsgd_sde_order", record)
 
 
+@experiment("sign_phases", "the three phases of SignSGD (Compagnoni et al. 2024) and Signum "
+                          "(β = 0.9) on f = θ²/2 from θ0 = 6: E f of the discrete runs and "
+                          "their SDEs over t = kη, E sign against the gradient-to-noise ratio "
+                          "(issue 16, item 2)")
+def sign_phases_figure(out_dir):
+    from sde_engine.studies.sign_phases import phases_figure, sign_phases
+
+    record = sign_phases()
+    write_json(out_dir / "sign_phases.json", record)
+    plotting.save_figure(phases_figure(record), out_dir / "sign_phases.png", dpi=90)
+    return {name: dict(final_loss=record[name]["discrete"]["loss"][-1],
+                       final_loss_sde=record[name]["sde"]["loss"][-1],
+                       floor_predicted=record[name]["predictions"]["floor"],
+                       phase_boundary_t=record[name]["predictions"]["boundary_t"])
+            for name in ("signsgd", "signum")}
+
+
 def _scaling_figure(out_dir, stem, record, quantities, series, title):
     """Write a scaling sweep's JSON and figure; the summary is coordinate 0 of each
     quantity, per rule."""
@@ -173,3 +192,24 @@ def decay_scaling_figure(out_dir):
         [("rule", "λ → √κ λ (with the square-root rule)"), ("kept", "λ kept")],
         "RMSpropW (f = θ²/2, η 0.1, λ0 = λ/η 0.5 at κ = 1), T = 0.64, 40000 runs each "
         "(s.e. ≈ 0.003)")
+
+
+@experiment("heavy_tails", "α-stable gradient noise on f = θ²/2: where the Brownian SDE stops "
+                           "describing SGD (exact weak errors, α = 2 … 1.25) against the "
+                           "Lévy-driven SDE, and SignSGD's weak order against its Brownian SDE "
+                           "(Monte Carlo) (issue 16, item 6)")
+def heavy_tails_figure(out_dir):
+    exact = sgd_stable_errors([2.0, 1.9, 1.75, 1.5, 1.25], 2.0 ** -np.arange(2, 13))
+    signs = signsgd_stable_orders([2.0, 1.5, 1.2], [0.2, 0.1, 0.05, 0.025], n_paths=200_000)
+    checks = [sgd_stable_monte_carlo(alpha, 0.1, n_paths=100_000) for alpha in (2.0, 1.5, 1.2)]
+    write_json(out_dir / "heavy_tails.json", dict(exact=exact, signsgd=signs,
+                                                  monte_carlo_checks=checks))
+    plotting.save_figure(plotting.plot_heavy_tails(exact, signs), out_dir / "heavy_tails.png")
+    return dict(
+        sgd_orders={f"{a:g}": {name: exact[f"{a:g}"][name]["order"]
+                               for name in ("levy_sde", "brownian_sde", "gradient_flow")}
+                    for a in exact["alphas"]},
+        brownian_misses_at_smallest_lr={f"{a:g}": exact[f"{a:g}"]["unexplained"][-1]
+                                        for a in exact["alphas"]},
+        signsgd_orders={f"{a:g}": dict(order=signs[f"{a:g}"]["order"], ci=signs[f"{a:g}"]["ci"])
+                        for a in signs["alphas"]})

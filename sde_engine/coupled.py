@@ -22,7 +22,8 @@ gradient noise with the sign it has in g (s = +1), the SGD SDE as written in
 while θ moves by −η σ S ξ), so s = −1 there. SGD with momentum carries it
 with the sign it has in g (s = +1). SignSGD's SDE has its own diffusion
 √η √(1 − erf²) rather than the gradient noise; driving it with s = −1 couples
-the SDE's noise with the part of −η sign(g) that moves with ξ. Any coupling
+the SDE's noise with the part of −η sign(g) that moves with ξ; Signum's
+(−η sign(m), m an average of the g's) likewise. Any coupling
 leaves each side's law, and so the weak error, unchanged; a good one only
 makes the difference's variance small.
 
@@ -68,8 +69,8 @@ from .simulate import (DIVERGENCE_POLICIES, check_n_threads, enforce_divergence_
 from .solution import DivergenceReport
 
 #: Sign s of ΔW = s √dt ξ relative to the discrete noise ξ (see the module docstring).
-NOISE_SIGN = {"sgd": -1.0, "sgd_momentum": 1.0, "signsgd": -1.0, "rmsprop": 1.0, "adam": 1.0,
-              "rmspropw": 1.0, "adamw": 1.0}
+NOISE_SIGN = {"sgd": -1.0, "sgd_momentum": 1.0, "signsgd": -1.0, "signum": -1.0, "rmsprop": 1.0,
+              "adam": 1.0, "rmspropw": 1.0, "adamw": 1.0}
 #: What the kernel observes per φ, in order (rows of :attr:`CoupledWeakError.moments`).
 QUANTITIES = ("difference", "sde_bias", "extrapolated_difference", "discrete", "sde",
               "sde_extrapolated")
@@ -225,7 +226,7 @@ def coupled_weak_error(problem, optimizer, theta0, n_steps, n_paths, *, substeps
         :func:`~sde_engine.problems.custom_problem` with the default oracle,
         regression with ``noise="gaussian"``. Anything else is refused.
     optimizer : Optimizer
-        SGD (plain, with momentum, or SignSGD), RMSprop or Adam (with or without
+        SGD (plain, with momentum, SignSGD or Signum), RMSprop or Adam (with or without
         bias correction); its SDE is
         :func:`sde_engine.studies.svag_convergence.reference_model`.
     theta0 : array_like, shape (d,) or (n_paths, d)

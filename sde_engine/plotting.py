@@ -375,3 +375,47 @@ def plot_curves(t, mean, sd, names, title=""):
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def plot_heavy_tails(exact, signsgd):
+    """Three panels on α-stable gradient noise (:mod:`sde_engine.studies.heavy_tails`).
+
+    (a) |weak error| in E cos(uθ_T) of the Lévy SDE (solid) and the Brownian
+    SDE (dashed) against SGD, per α, from ``exact``
+    (:func:`~sde_engine.studies.heavy_tails.sgd_stable_errors`); (b) the share
+    of SGD's noise effect the Brownian SDE misses; (c) |weak error| in E θ_T of
+    SignSGD against its SDE with ±2 s.e., from ``signsgd``
+    (:func:`~sde_engine.studies.heavy_tails.signsgd_stable_orders`).
+    """
+    fig, (ax_a, ax_b, ax_c) = plt.subplots(1, 3, figsize=(15, 4.4))
+    lrs = np.asarray(exact["lrs"])
+    colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(exact["alphas"])))
+    for alpha, color in zip(exact["alphas"], colors):
+        entry = exact[f"{alpha:g}"]
+        ax_a.plot(lrs, np.abs(entry["levy_sde"]["errors"]), "-o", ms=3, color=color,
+                  label=f"α = {alpha:g}: Lévy SDE, order {entry['levy_sde']['order']:.2f}")
+        if alpha < 2.0:
+            ax_a.plot(lrs, np.abs(entry["brownian_sde"]["errors"]), "--", color=color,
+                      label=f"α = {alpha:g}: Brownian SDE, "
+                            f"order {entry['brownian_sde']['order']:.2f}")
+            ax_b.plot(lrs, entry["unexplained"], "-o", ms=3, color=color, label=f"α = {alpha:g}")
+    _log_log_axes(ax_a, "learning rate η", "SGD vs its SDEs: |weak error| in E cos(θ_T) (exact)")
+    ax_a.legend(fontsize=6)
+    ax_b.set_xscale("log")
+    ax_b.set_ylim(0.0, 1.02)
+    ax_b.set_xlabel("learning rate η")
+    ax_b.set_title("share of SGD's noise effect the Brownian SDE misses")
+    ax_b.grid(True, which="both", alpha=0.3)
+    ax_b.legend(fontsize=7)
+    sign_lrs = np.asarray(signsgd["lrs"])
+    for alpha, color in zip(signsgd["alphas"],
+                            plt.cm.plasma(np.linspace(0.0, 0.7, len(signsgd["alphas"])))):
+        entry = signsgd[f"{alpha:g}"]
+        _error_panel(ax_c, sign_lrs, entry["errors"], entry["stderrs"], None,
+                     f"α = {alpha:g}: order {entry['order']:.2f} "
+                     f"[{entry['ci'][0]:.2f}, {entry['ci'][1]:.2f}]", color)
+    first = signsgd[f"{signsgd['alphas'][0]:g}"]
+    _reference_slope(ax_c, sign_lrs, sign_lrs[0], abs(first["errors"][0]), 1.0, ":")
+    _log_log_axes(ax_c, "learning rate η", "SignSGD vs its Brownian SDE: |weak error| in E θ_T")
+    fig.tight_layout()
+    return fig

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sde_engine.optimizers import (OPTIMIZERS, adam, adamw, get_spec, make_optimizer, rmsprop,
-                                   rmspropw, sgd, sgd_momentum, signsgd)
+                                   rmspropw, sgd, sgd_momentum, signsgd, signum)
 from sde_engine.optimizers.observables import OBSERVABLES, observable_table
 
 THETA0 = np.array([1.0, -2.0, 0.5])
@@ -28,6 +28,13 @@ def _sgd_hand(lr):
 def _signsgd_hand(lr):
     th1 = THETA0 - lr * np.sign(G1)
     return [th1, th1 - lr * np.sign(G2)]
+
+
+def _signum_hand(lr, beta):
+    m1 = (1 - beta) * G1                      # β·0 + (1 − β) g: m starts at 0
+    m2 = beta * m1 + (1 - beta) * G2
+    th1 = THETA0 - lr * np.sign(m1)
+    return [np.concatenate([th1, m1]), np.concatenate([th1 - lr * np.sign(m2), m2])]
 
 
 def _momentum_hand(lr, mu):
@@ -74,6 +81,7 @@ CASES = [
     ("sgd", sgd(lr=0.3), _sgd_hand(0.3)),
     ("sgd_momentum", sgd_momentum(lr=0.3, momentum=0.7), _momentum_hand(0.3, 0.7)),
     ("signsgd", signsgd(lr=0.3), _signsgd_hand(0.3)),
+    ("signum", signum(lr=0.3, momentum=0.7), _signum_hand(0.3, 0.7)),
     ("rmsprop", rmsprop(lr=0.1, beta=0.9, eps=1e-2), _rmsprop_hand(0.1, 0.9, 1e-2, False)),
     ("rmsprop-bc", rmsprop(lr=0.1, beta=0.9, eps=1e-2, bias_correction=True),
      _rmsprop_hand(0.1, 0.9, 1e-2, True)),

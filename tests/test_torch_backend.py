@@ -21,7 +21,7 @@ from sde_engine import simulate  # noqa: E402
 from sde_engine.examples import ou_moments  # noqa: E402
 from sde_engine.models import adam_sde, rmsprop_sde, sgd_sde  # noqa: E402
 from sde_engine.optimizers import (adam, adamw, rmsprop, rmspropw, sgd, sgd_momentum,  # noqa: E402
-                                   signsgd)
+                                   signsgd, signum)
 from sde_engine.problems import quadratic  # noqa: E402
 from sde_engine.runner import run_optimizer  # noqa: E402
 from sde_engine.torch.discrete import run_optimizer_torch, torch_update  # noqa: E402
@@ -192,6 +192,7 @@ def test_rmsprop_sde_matches_the_exact_euler_moments():
 
 # ---- discrete optimizers ------------------------------------------------------------------
 OPTIMIZERS = [sgd(lr=0.1), sgd_momentum(lr=0.1, momentum=0.8), signsgd(lr=0.1),
+              signum(lr=0.1, momentum=0.8),
               rmsprop(lr=0.05, beta=0.9),
               rmsprop(lr=0.05, beta=0.9, bias_correction=True),
               adam(lr=0.1, betas=(0.9, 0.99)), adam(lr=0.1, betas=(0.8, 0.999), eps=1e-3,

@@ -2,7 +2,7 @@
 from .adam import SPEC as ADAM, adam
 from .momentum import SPEC as SGD_MOMENTUM, sgd_momentum
 from .rmsprop import SPEC as RMSPROP, rmsprop
-from .sign import SPEC as SIGNSGD, signsgd
+from .sign import SIGNUM_SPEC as SIGNUM, SPEC as SIGNSGD, signsgd, signum
 from .weight_decay import adamw, rmspropw
 from .sgd import SPEC as SGD, sgd
 
@@ -11,6 +11,7 @@ OPTIMIZERS = {
     "sgd": (SGD, sgd),
     "sgd_momentum": (SGD_MOMENTUM, sgd_momentum),
     "signsgd": (SIGNSGD, signsgd),
+    "signum": (SIGNUM, signum),
     "rmsprop": (RMSPROP, rmsprop),
     "adam": (ADAM, adam),
     "rmspropw": (rmspropw().spec, rmspropw),

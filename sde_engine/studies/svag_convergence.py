@@ -22,11 +22,12 @@ from .. import validation as check
 from ..analysis import fit_order
 from ..analysis.moments import exact_moments
 from ..models import (adam_sde, adamw_sde, rmsprop_sde, rmspropw_sde, sgd_momentum_sde,
-                      sgd_sde, signsgd_sde)
+                      sgd_sde, signsgd_sde, signum_sde)
 from ..optimizers.base import Optimizer
 from ..optimizers.svag import run_svag, svag_setting
 
 _MODELS = {"sgd": sgd_sde, "sgd_momentum": sgd_momentum_sde, "signsgd": signsgd_sde,
+           "signum": signum_sde,
            "rmsprop": rmsprop_sde, "adam": adam_sde, "rmspropw": rmspropw_sde,
            "adamw": adamw_sde}
 

@@ -61,6 +61,13 @@ def _signsgd(k, g, x, hyper):
     return x - hyper[0] * torch.sign(g)
 
 
+def _signum(k, g, x, hyper):
+    import torch
+    d = g.shape[1]
+    m = hyper[1] * x[:, d:] + (1.0 - hyper[1]) * g
+    return torch.cat((x[:, :d] - hyper[0] * torch.sign(m), m), dim=1)
+
+
 def _sgd_momentum(k, g, x, hyper):
     import torch
     d = g.shape[1]
@@ -104,7 +111,7 @@ def _decoupled(base):
     return update
 
 
-UPDATES = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "signsgd": _signsgd,
+UPDATES = {"sgd": _sgd, "sgd_momentum": _sgd_momentum, "signsgd": _signsgd, "signum": _signum,
            "rmsprop": _rmsprop, "adam": _adam, "rmspropw": _decoupled(_rmsprop),
            "adamw": _decoupled(_adam)}
 
