@@ -182,20 +182,31 @@ def test_levy_sdes_refuse_what_assumes_brownian_increments():
 
 
 # ---- SGD with α-stable noise and its Lévy SDE -----------------------------------------
-def test_sgd_and_its_levy_sde_match_their_exact_laws():
+def test_sgd_with_stable_noise_has_its_exact_law():
     c, sigma, s2, lr, n_steps, n_paths = 1.0, 1.0, 2.0, 0.1, 10, 20_000
     problem = se.quadratic([c], Sigma=[s2], noise="stable", alpha=ALPHA, noise_scale=sigma)
     theta = se.run_optimizer(problem, sgd(lr=lr), [1.0], n_steps, n_paths, seed=3,
                              record_steps=[n_steps]).x[-1, :, 0]
     law = sgd_law(c, sigma, s2, ALPHA, lr, n_steps, 1.0)
     _assert_cf(theta - law.location, law.scale, ALPHA, "SGD")
+
+
+def test_levy_sde_coefficients_by_hand():
+    # drift −∇f, diffusion η^{1−1/α} σ S/√2 (S = Σ^{1/2}), driven by L with levy_alpha = α;
+    # its Euler scheme is tested on LEVY_OU above, and simulated against the exact law in
+    # the heavy_tails experiment
+    lr, sigma = 0.04, 0.7
+    problem = se.quadratic([1.0, 2.0], Sigma=[1.0, 4.0], noise="stable", alpha=ALPHA,
+                           noise_scale=sigma)
     model = sgd_levy_sde(problem, lr)
-    assert model.sde.levy_alpha == ALPHA and model.h == lr
-    dt = lr / 2
-    x = se.simulate(model, model.initial_state([1.0]), model.t_span(n_steps), dt, n_paths,
-                    seed=4, save_at=[n_steps * lr]).x[-1, :, 0]
-    law = levy_euler_law(c, sigma, s2, ALPHA, lr, dt, 2 * n_steps, 1.0)
-    _assert_cf(x - law.location, law.scale, ALPHA, "Lévy SDE, Euler at η/2")
+    assert model.sde.levy_alpha == ALPHA and model.h == lr and model.sde.noise == "general"
+    x = np.array([0.3, -0.4])
+    f, g = np.empty(2), np.empty((2, 2))
+    model.sde.drift_jit(0.0, x, model.sde.params, f)
+    model.sde.diffusion_jit(0.0, x, model.sde.params, g)
+    np.testing.assert_allclose(f, [-0.3, 0.8], rtol=1e-15)
+    np.testing.assert_allclose(g, lr ** (1 - 1 / ALPHA) * sigma / math.sqrt(2) * np.diag([1, 2]),
+                               rtol=1e-14)
 
 
 def test_sgd_runs_with_heavy_tailed_noise_are_reproducible():
@@ -225,6 +236,13 @@ def test_exact_laws_by_hand():
     law = sgd_law(c, sigma, s2, alpha, lr, n, 1.0)
     expected = lr * sigma * math.sqrt(s2 / 2) * sum(r ** (alpha * k) for k in range(n)) ** (1 / alpha)
     assert law.location == pytest.approx(r**n) and law.scale == pytest.approx(expected, rel=1e-14)
+    # the Euler scheme of the Lévy SDE at dt: increments η^{1−1/α} σ s/√2 · dt^{1/α} X
+    dt = lr / 4
+    law = levy_euler_law(c, sigma, s2, alpha, lr, dt, 4 * n, 1.0)
+    expected = (lr ** (1 - 1 / alpha) * sigma * math.sqrt(s2 / 2) * dt ** (1 / alpha)
+                * sum((1 - dt * c) ** (alpha * k) for k in range(4 * n)) ** (1 / alpha))
+    assert law.location == pytest.approx((1 - dt * c) ** (4 * n))
+    assert law.scale == pytest.approx(expected, rel=1e-14)
     law = levy_sde_law(c, sigma, s2, alpha, lr, t, 1.0)
     expected = (lr ** (1 - 1 / alpha) * sigma * math.sqrt(s2 / 2)
                 * ((1 - math.exp(-alpha * c * t)) / (alpha * c)) ** (1 / alpha))

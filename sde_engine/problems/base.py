@@ -256,6 +256,14 @@ def draw_standardized(family, shape, state):
         return 1.0 if (next_uint64(state) >> np.uint64(63)) == np.uint64(1) else -1.0
     if family == 2:
         return -math.log(next_open_unit(state)) - 1.0
+    return _draw_heavy_tailed(family, shape, state)
+
+
+@njit
+def _draw_heavy_tailed(family, shape, state):
+    """Student-t (family 3) or α-stable (4) ξ; a call rather than inlined code: inlined
+    into every oracle, these draws made each optimizer kernel compile 60% slower
+    (10.6 → 17.2 s for SGD on a quadratic)."""
     if family == 3:
         return next_student_t(state, shape)
     return _STABLE_SCALE * next_stable(state, shape)
