@@ -8,6 +8,7 @@ from sde_engine.studies.results import write_json
 from sde_engine.studies.coupled_orders import (momentum_sde_order, sgd_sde_orders,
                                                signsgd_sde_order)
 from sde_engine.studies.decay_scaling import decay_scaling_sweep
+from sde_engine.studies.sign_phases import sign_phases
 from sde_engine.studies.heavy_tails import (sgd_stable_errors, sgd_stable_monte_carlo,
                                             signsgd_stable_orders)
 from sde_engine.studies.exact_scaling import ema_scaling_sweep, momentum_scaling_sweep
@@ -136,11 +137,9 @@ def signsgd_sde_order_figure(out_dir):
                           "their SDEs over t = kη, E sign against the gradient-to-noise ratio "
                           "(issue 16, item 2)")
 def sign_phases_figure(out_dir):
-    from sde_engine.studies.sign_phases import phases_figure, sign_phases
-
     record = sign_phases()
     write_json(out_dir / "sign_phases.json", record)
-    plotting.save_figure(phases_figure(record), out_dir / "sign_phases.png", dpi=90)
+    plotting.save_figure(plotting.plot_sign_phases(record), out_dir / "sign_phases.png", dpi=90)
     return {name: dict(final_loss=record[name]["discrete"]["loss"][-1],
                        final_loss_sde=record[name]["sde"]["loss"][-1],
                        floor_predicted=record[name]["predictions"]["floor"],

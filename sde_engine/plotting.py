@@ -419,3 +419,79 @@ def plot_heavy_tails(exact, signsgd):
     _log_log_axes(ax_c, "learning rate η", "SignSGD vs its Brownian SDE: |weak error| in E θ_T")
     fig.tight_layout()
     return fig
+
+
+def plot_sign_phases(record):
+    """The record of :func:`sde_engine.studies.sign_phases.sign_phases` in three panels.
+
+    E f against t (discrete ± 2 stderr, SDE dashed, phases shaded, asymptotes
+    dotted); E sign against r = ∂f/(σs) with its asymptotes; the variance per
+    step of the sign sequence (SDE diffusion²/η) against r.
+    """
+
+    cfg = record["config"]
+    t = np.asarray(record["t"])
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    ax = axes[0]
+    colors = dict(signsgd="C0", signum="C3")
+    labels = dict(signsgd="SignSGD", signum=f"Signum β = {cfg['momentum']:g}")
+    for name in ("signsgd", "signum"):
+        rec, c = record[name], colors[name]
+        disc, sde = rec["discrete"], rec["sde"]
+        mean, se = np.asarray(disc["loss"]), np.asarray(disc["loss_stderr"])
+        ax.fill_between(t, np.maximum(mean - 2 * se, 1e-12), mean + 2 * se, color=c, alpha=0.25,
+                        lw=0)
+        ax.plot(t, mean, color=c, lw=1.5, label=f"{labels[name]} (mean ± 2 s.e.)")
+        ax.plot(t, sde["loss"], color="k" if name == "signsgd" else "0.4", lw=1.0, ls="--",
+                label="its SDE" if name == "signsgd" else "Signum SDE (derived here)")
+        p = rec["predictions"]
+        ax.axhline(p["floor"], color=c, ls=":", lw=1.0,
+                   label=f"phase-3 floor f∞ = λη V(0)/(4k₃) = {p['floor']:.2g}")
+        for b in p["boundary_t"]:
+            ax.axvline(b, color=c, ls="-.", lw=0.8, alpha=0.8)
+    p = record["signsgd"]["predictions"]
+    t1, t2 = p["boundary_t"]
+    ax.axvspan(0, t1, color="C0", alpha=0.06)
+    ax.axvspan(t2, t[-1], color="C2", alpha=0.06)
+    line = 0.5 * cfg["curvature"] * np.maximum(cfg["theta0"] - t, 0.0) ** 2
+    keep = t < t1
+    ax.plot(t[keep], line[keep], color="C1", ls=":", lw=2,
+            label="phase 1: f = λ(θ₀ − t)²/2 (√f linear in t)")
+    ax.set_yscale("log")
+    ax.set_xlabel("t = kη")
+    ax.set_ylabel("E f(θ)")
+    ax.set_title(f"f = θ²/2, σ = {cfg['noise_sd']:g}, η = {cfg['lr']:g}: SignSGD phases "
+                 f"1 | 2 | 3 (shaded, -.), floors (:)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+
+    curves = {k: np.asarray(v) for k, v in record["curves"].items()}
+    r, kappa = curves["ratio"], float(curves["kappa"])
+    ax = axes[1]
+    ax.loglog(r, curves["signsgd_expected_sign"], color="C0", lw=2, label="SignSGD: erf(r/√2)")
+    ax.loglog(r, curves["signum_expected_sign"], color="C3", lw=2,
+              label=f"Signum: erf(κr/√2), κ = {kappa:.2f}")
+    ax.loglog(r, np.sqrt(2 / np.pi) * r, color="k", ls=":", label="phase 3: √(2/π) r")
+    ax.loglog(r, np.ones_like(r), color="k", ls="--", lw=0.8, label="phase 1: 1 (sign ∇f)")
+    for b in cfg["phase_bounds"]:
+        ax.axvline(b * np.sqrt(2.0), color="C0", ls="-.", lw=0.8)
+        ax.axvline(b * np.sqrt(2.0) / kappa, color="C3", ls="-.", lw=0.8)
+    ax.set_ylim(1e-3, 2)
+    ax.set_xlabel("gradient-to-noise ratio r = ∂f/(σ s)")
+    ax.set_ylabel("E sign (drift = −E sign)")
+    ax.set_title("E sign against r; phase bounds κ|r|/√2 = 1, 3/2 (-.)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+
+    ax = axes[2]
+    ax.semilogx(r, curves["signsgd_variance"], color="C0", lw=2, label="SignSGD: 1 − erf²")
+    ax.semilogx(r, curves["signum_variance"], color="C3", lw=2,
+                label="Signum: long-run variance V(κr)")
+    ax.semilogx(r, curves["signum_one_step_variance"], color="C3", ls=":",
+                label="Signum: 1 − erf(κr/√2)² (one step)")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-3, 30)
+    ax.set_xlabel("r = ∂f/(σ s)")
+    ax.set_ylabel("diffusion² / η")
+    ax.set_title("variance per unit time of the sign steps", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig

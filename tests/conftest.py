@@ -60,6 +60,15 @@ def _cubic_diffusion(t, x, p, out):
     out[0] = p[1]
 
 
+def model_coefficients(model, x):
+    """Drift (dim,) and diffusion (dim, noise_dim) of an optimizer model's SDE at x, t = 0."""
+    sde = model.sde
+    f, g = np.empty(sde.dim), np.empty((sde.dim, sde.noise_dim))
+    sde.drift_jit(0.0, np.asarray(x, dtype=float), sde.params, f)
+    sde.diffusion_jit(0.0, np.asarray(x, dtype=float), sde.params, g)
+    return f, g
+
+
 def moments_observable(t, x, params, out):
     """Observables (x_0, x_0^2): streaming mean and variance of the first coordinate."""
     out[0] = x[0]

@@ -15,6 +15,7 @@ import pytest
 from scipy import special
 
 import sde_engine as se
+from conftest import model_coefficients
 from sde_engine.models import signsgd_sde
 from sde_engine.optimizers import signsgd
 
@@ -29,25 +30,18 @@ def problem():
     return se.quadratic(CURVATURES, THETA_STAR, VARIANCES, noise_scale=1.0)
 
 
-def _coefficients(model, x):
-    f, g = np.empty(2), np.empty((2, 2))
-    model.sde.drift_jit(0.0, np.asarray(x, dtype=float), model.sde.params, f)
-    model.sde.diffusion_jit(0.0, np.asarray(x, dtype=float), model.sde.params, g)
-    return f, g
-
-
 def test_sde_at_a_point_by_hand(problem):
     lr = 0.05
     model = signsgd_sde(problem, lr)
     grad = CURVATURES * (THETA0 - THETA_STAR)                # (−1.4, 1.7)
     e = special.erf(grad / (math.sqrt(2.0) * np.sqrt(VARIANCES)))
-    f, g = _coefficients(model, THETA0)
+    f, g = model_coefficients(model, THETA0)
     np.testing.assert_allclose(f, -e, rtol=1e-14)
     np.testing.assert_allclose(g, np.diag(math.sqrt(lr) * np.sqrt(1.0 - e**2)), rtol=1e-14)
     assert model.h == lr and model.sde.noise_dim == 2
     # no noise in a coordinate: the drift is −sign(∂f), the diffusion 0
     quiet = signsgd_sde(se.quadratic(CURVATURES, THETA_STAR, [0.0, 2.0]), lr)
-    f, g = _coefficients(quiet, THETA0)
+    f, g = model_coefficients(quiet, THETA0)
     assert f[0] == 1.0 and g[0, 0] == 0.0
 
 
@@ -55,7 +49,7 @@ def test_drift_and_diffusion_are_the_moments_of_the_sign_of_the_oracle(problem):
     n = 200_000
     signs = np.sign(problem.sample_gradients(THETA0, n, seed=4))
     model = signsgd_sde(problem, 1.0)                           # √η = 1: g is the sd of sign
-    f, g = _coefficients(model, THETA0)
+    f, g = model_coefficients(model, THETA0)
     mean, var = signs.mean(axis=0), signs.var(axis=0)
     # standard errors of a mean of ±1 variables and of their variance (1 − mean²)
     assert np.all(np.abs(mean + f) < 4 * np.sqrt(var / n)), (mean, -f)

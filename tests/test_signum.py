@@ -16,6 +16,7 @@ import pytest
 from scipy import special
 
 import sde_engine as se
+from conftest import model_coefficients
 from sde_engine.models import signsgd_sde, signum_sde
 from sde_engine.models.sign import sign_long_run_variance
 from sde_engine.optimizers import signsgd, signum
@@ -33,13 +34,6 @@ def problem():
     return se.quadratic(CURVATURES, THETA_STAR, VARIANCES, noise_scale=1.0)
 
 
-def _coefficients(model, x):
-    f, g = np.empty(2), np.empty((2, 2))
-    model.sde.drift_jit(0.0, np.asarray(x, dtype=float), model.sde.params, f)
-    model.sde.diffusion_jit(0.0, np.asarray(x, dtype=float), model.sde.params, g)
-    return f, g
-
-
 def _lrv_by_owens_t(a, beta, n_lags=200):
     """Σ_ℓ Cov(sign m_0, sign m_ℓ) for m ~ AR(1) N(a, 1), corr β^|ℓ|:
     Cov = 4(P(both > 0) − Φ(a)²), P(both > 0) = Φ(a) − 2 T(a, √((1 − ρ)/(1 + ρ)))."""
@@ -55,13 +49,13 @@ def test_sde_at_a_point_by_hand(problem, beta):
     model = signum_sde(problem, lr, beta)
     kappa = math.sqrt((1 + beta) / (1 - beta))
     ratio = CURVATURES * (NEAR - THETA_STAR) / np.sqrt(VARIANCES)
-    f, g = _coefficients(model, NEAR)
+    f, g = model_coefficients(model, NEAR)
     np.testing.assert_allclose(f, -special.erf(kappa * ratio / math.sqrt(2.0)), rtol=1e-14)
     lrv = [_lrv_by_owens_t(kappa * abs(r), beta) for r in ratio]
     np.testing.assert_allclose(np.diag(g) ** 2 / lr, lrv, rtol=1e-6)
     assert g[0, 1] == g[1, 0] == 0.0 and model.h == lr and model.sde.noise_dim == 2
     # at the minimum: V(0) = (2/π) Σ_ℓ arcsin β^|ℓ| (Sheppard), 2.307 at β = 0.5, 13.28 at 0.9
-    f, g = _coefficients(model, THETA_STAR)
+    f, g = model_coefficients(model, THETA_STAR)
     rho = beta ** np.arange(1, 400)
     v0 = (2 / math.pi) * (math.pi / 2 + 2 * np.arcsin(rho).sum())
     assert f[0] == f[1] == 0.0
@@ -71,12 +65,12 @@ def test_sde_at_a_point_by_hand(problem, beta):
 
 def test_no_momentum_is_the_signsgd_sde_and_no_noise_is_sign_descent(problem):
     x = np.array([0.9, -0.4])
-    f0, g0 = _coefficients(signsgd_sde(problem, 0.1), x)
-    f1, g1 = _coefficients(signum_sde(problem, 0.1, 0.0), x)
+    f0, g0 = model_coefficients(signsgd_sde(problem, 0.1), x)
+    f1, g1 = model_coefficients(signum_sde(problem, 0.1, 0.0), x)
     np.testing.assert_allclose(f1, f0, rtol=1e-15)
     np.testing.assert_allclose(g1, g0, rtol=1e-7)      # V from the interpolation table
     quiet = signum_sde(se.quadratic(CURVATURES, THETA_STAR, [0.0, 2.0]), 0.1, 0.9)
-    f, g = _coefficients(quiet, THETA0)
+    f, g = model_coefficients(quiet, THETA0)
     assert f[0] == 1.0 and g[0, 0] == 0.0
 
 

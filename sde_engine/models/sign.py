@@ -62,34 +62,64 @@ from numba import njit
 
 from .. import validation as check
 from .base import OptimizerSDE, _block, build_sde
-from .sign_tails import heavy_tailed_signsgd_sde, hermite_table
+from .sign_tails import expected_sign_table, hermite_table, tabulated_expected_sign
 
 
-def _sign_kernels(grad, noise_sqrt, noise_diag, n_head):
-    @njit(inline="always")
-    def drift(t, x, params, out):
-        p = params[n_head:]
-        variance = np.empty(x.shape[0])
-        noise_diag(x, p, variance)
-        grad(x, p, out)
-        for i in range(x.shape[0]):
-            out[i] = -_expected_sign(out[i], p[0] * math.sqrt(max(variance[i], 0.0)))
+def _sign_kernel_factory(expected_sign, step_variance):
+    """(drift, diffusion) factory of a sign method's SDE: drift −E sign, diffusion
+    √η √V on the diagonal (params[0] = √η), from ``expected_sign(gradient,
+    noise_sd, params)`` = E sign and ``step_variance(gradient, noise_sd, e,
+    params)`` = V, the variance per step of the signs (e = E sign)."""
 
-    @njit(inline="always")
-    def diffusion(t, x, params, out):
-        p = params[n_head:]
-        d = x.shape[0]
-        variance = np.empty(d)
-        noise_diag(x, p, variance)
-        g = np.empty(d)
-        grad(x, p, g)
-        for i in range(d):
-            e = _expected_sign(g[i], p[0] * math.sqrt(max(variance[i], 0.0)))
-            for j in range(d):
-                out[i, j] = 0.0
-            out[i, i] = params[0] * math.sqrt(max(1.0 - e * e, 0.0))
+    def factory(grad, noise_sqrt, noise_diag, n_head):
+        @njit(inline="always")
+        def drift(t, x, params, out):
+            p = params[n_head:]
+            variance = np.empty(x.shape[0])
+            noise_diag(x, p, variance)
+            grad(x, p, out)
+            for i in range(x.shape[0]):
+                out[i] = -expected_sign(out[i], p[0] * math.sqrt(max(variance[i], 0.0)), params)
 
-    return drift, diffusion
+        @njit(inline="always")
+        def diffusion(t, x, params, out):
+            p = params[n_head:]
+            d = x.shape[0]
+            variance = np.empty(d)
+            noise_diag(x, p, variance)
+            g = np.empty(d)
+            grad(x, p, g)
+            for i in range(d):
+                sd = p[0] * math.sqrt(max(variance[i], 0.0))
+                e = expected_sign(g[i], sd, params)
+                for j in range(d):
+                    out[i, j] = 0.0
+                out[i, i] = params[0] * math.sqrt(max(step_variance(g[i], sd, e, params), 0.0))
+
+        return drift, diffusion
+
+    return factory
+
+
+@njit(inline="always")
+def _one_step_variance(gradient, noise_sd, e, params):
+    """Independent signs (SignSGD): Var sign(g) = 1 − (E sign)²."""
+    return 1.0 - e * e
+
+
+@njit(inline="always")
+def _gaussian_expected_sign(gradient, noise_sd, params):
+    return _expected_sign(gradient, noise_sd)
+
+
+@njit(inline="always")
+def _tabulated_expected_sign(gradient, noise_sd, params):
+    return tabulated_expected_sign(gradient, noise_sd, params, 1)
+
+
+#: Gaussian noise (erf), and Student-t or α-stable noise (G tabulated in params[1:]).
+_sign_kernels = _sign_kernel_factory(_gaussian_expected_sign, _one_step_variance)
+_tail_sign_kernels = _sign_kernel_factory(_tabulated_expected_sign, _one_step_variance)
 
 
 @njit(inline="always")
@@ -117,7 +147,11 @@ def signsgd_sde(problem, lr):
     Returns
     -------
     OptimizerSDE
-        ``.sde`` of dim d, general noise (a diagonal matrix), noise_dim d; ``h = lr``.
+        ``.sde`` of dim d, general noise (a diagonal matrix), noise_dim d; ``h = lr``;
+        ``constants = {"noise": family, "shape": ν or α}`` for the heavy-tailed
+        families. SDE params ``[√η, *problem.params]``, with the G table of
+        :func:`~sde_engine.models.sign_tails.expected_sign_table` after √η for
+        those.
     """
     lr = check.positive_float(lr, "lr")
     if not problem.diagonal_noise or problem.noise not in ("gaussian", "student_t", "stable"):
@@ -125,11 +159,16 @@ def signsgd_sde(problem, lr):
                          f"Student-t or α-stable noise; its drift is E sign(g), erf(∇f / "
                          f"(√2 σ s)) for Gaussian noise); {problem!r} has "
                          f"noise={problem.noise!r}, diagonal_noise={problem.diagonal_noise}")
-    if problem.noise != "gaussian":
-        return heavy_tailed_signsgd_sde(problem, lr)
-    sde = build_sde(_sign_kernels, problem, [lr**0.5], 1, "signsgd_sde")
+    if problem.noise == "gaussian":
+        sde = build_sde(_sign_kernels, problem, [lr**0.5], 1, "signsgd_sde")
+        constants = {}
+    else:
+        table = expected_sign_table(problem.noise, problem.noise_shape)
+        sde = build_sde(_tail_sign_kernels, problem, np.concatenate([[lr**0.5], table]), 1,
+                        "signsgd_sde", brownian_limit=False)
+        constants = dict(noise=problem.noise, shape=problem.noise_shape)
     return OptimizerSDE(sde=sde, problem=problem, optimizer="signsgd", lr=lr, h=lr,
-                        constants={}, hyperparameters=dict(lr=lr))
+                        constants=constants, hyperparameters=dict(lr=lr))
 
 
 # ---- Signum ------------------------------------------------------------------------------
@@ -227,34 +266,20 @@ def _long_run_variance(a, params, first):
     return hermite_table(params, step, n, first + 2, a)
 
 
-def _signum_kernels(grad, noise_sqrt, noise_diag, n_head):
-    @njit(inline="always")
-    def drift(t, x, params, out):
-        p = params[n_head:]
-        variance = np.empty(x.shape[0])
-        noise_diag(x, p, variance)
-        grad(x, p, out)
-        kappa = params[1]
-        for i in range(x.shape[0]):
-            out[i] = -_expected_sign(out[i], p[0] * math.sqrt(max(variance[i], 0.0)) / kappa)
+@njit(inline="always")
+def _signum_expected_sign(gradient, noise_sd, params):
+    """E sign(m) = erf(κ ∂f/(√2 σ s)): the stationary momentum's noise is σ s/κ (κ = params[1])."""
+    return _expected_sign(gradient, noise_sd / params[1])
 
-    @njit(inline="always")
-    def diffusion(t, x, params, out):
-        p = params[n_head:]
-        d = x.shape[0]
-        variance = np.empty(d)
-        noise_diag(x, p, variance)
-        g = np.empty(d)
-        grad(x, p, g)
-        kappa = params[1]
-        for i in range(d):
-            sd = p[0] * math.sqrt(max(variance[i], 0.0))
-            a = kappa * abs(g[i]) / sd if sd > 0.0 else math.inf
-            for j in range(d):
-                out[i, j] = 0.0
-            out[i, i] = params[0] * math.sqrt(max(_long_run_variance(a, params, 2), 0.0))
 
-    return drift, diffusion
+@njit(inline="always")
+def _signum_variance(gradient, noise_sd, e, params):
+    """V(κ|∂f|/(σ s)) from the table in params[2:] (0 without noise)."""
+    a = params[1] * abs(gradient) / noise_sd if noise_sd > 0.0 else math.inf
+    return _long_run_variance(a, params, 2)
+
+
+_signum_kernels = _sign_kernel_factory(_signum_expected_sign, _signum_variance)
 
 
 class SignumSDE(OptimizerSDE):

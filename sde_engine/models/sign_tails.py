@@ -39,7 +39,8 @@ Fourier inversion to 10⁻¹²), the Student-t tail agrees to 1.2·10⁻⁹. The
 table travels in the SDE params, so one compiled kernel serves every family
 and shape.
 
-SDE params: ``[√η, step, n, K, e (K), c (K), G (n), G′ (n), *problem.params]``.
+:func:`sde_engine.models.signsgd_sde` puts the table after √η in the SDE params:
+``[√η, step, n, K, e (K), c (K), G (n), G′ (n), *problem.params]``.
 """
 import functools
 import math
@@ -47,7 +48,6 @@ import math
 import numpy as np
 from numba import njit
 
-from .base import OptimizerSDE, build_sde
 
 #: Points of the G table and its right end (in units of σ s).
 TABLE_POINTS = 1001
@@ -127,50 +127,3 @@ def tabulated_expected_sign(gradient, noise_sd, params, first):
         for i in range(k):
             g -= params[first + 3 + k + i] * z ** -params[first + 3 + i]
     return g if gradient >= 0.0 else -g
-
-
-def _tail_sign_kernels(grad, noise_sqrt, noise_diag, n_head):
-    @njit(inline="always")
-    def drift(t, x, params, out):
-        p = params[n_head:]
-        variance = np.empty(x.shape[0])
-        noise_diag(x, p, variance)
-        grad(x, p, out)
-        for i in range(x.shape[0]):
-            out[i] = -tabulated_expected_sign(out[i], p[0] * math.sqrt(max(variance[i], 0.0)),
-                                              params, 1)
-
-    @njit(inline="always")
-    def diffusion(t, x, params, out):
-        p = params[n_head:]
-        d = x.shape[0]
-        variance = np.empty(d)
-        noise_diag(x, p, variance)
-        g = np.empty(d)
-        grad(x, p, g)
-        for i in range(d):
-            e = tabulated_expected_sign(g[i], p[0] * math.sqrt(max(variance[i], 0.0)), params, 1)
-            for j in range(d):
-                out[i, j] = 0.0
-            out[i, i] = params[0] * math.sqrt(max(1.0 - e * e, 0.0))
-
-    return drift, diffusion
-
-
-def heavy_tailed_signsgd_sde(problem, lr):
-    """The SignSGD SDE of a problem with Student-t or α-stable noise and diagonal Σ.
-
-    Called by :func:`sde_engine.models.signsgd_sde` for those families.
-
-    Returns
-    -------
-    OptimizerSDE
-        ``.sde`` of dim d, general noise (a diagonal matrix), noise_dim d,
-        Brownian; ``h = lr``; ``constants = {"noise": family, "shape": ν or α}``.
-    """
-    table = expected_sign_table(problem.noise, problem.noise_shape)
-    sde = build_sde(_tail_sign_kernels, problem, np.concatenate([[lr ** 0.5], table]), 1,
-                    "signsgd_sde", brownian_limit=False)
-    return OptimizerSDE(sde=sde, problem=problem, optimizer="signsgd", lr=lr, h=lr,
-                        constants=dict(noise=problem.noise, shape=problem.noise_shape),
-                        hyperparameters=dict(lr=lr))

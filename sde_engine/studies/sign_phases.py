@@ -32,9 +32,9 @@ minimum (13.3 at β = 0.9, against 1), a floor 2.9 times SignSGD's at
 SDEs on one Brownian path each (the coupled estimator, whose discrete and SDE
 columns are each plain Monte Carlo means) on f = λθ²/2 from far away and
 records E f against t = kη with the phase boundaries of the sign-descent ODE
-and the asymptotes; :func:`phases_figure` draws it with a panel of E sign(g)
-against the ratio r = ∂f/(σ s) (asymptotes 1 and √(2/π) r) and one of the
-diffusion's variance per step.
+and the asymptotes; :func:`sign_curves` adds E sign(g) against the ratio r = ∂f/(σ s) and the
+variance per step of the sign sequence, and
+:func:`sde_engine.plotting.plot_sign_phases` draws the record.
 
 """
 import math
@@ -173,6 +173,7 @@ def sign_phases(*, theta0=6.0, curvature=1.0, noise_sd=1.0, lr=0.01, momentum=0.
         out[name] = dict(discrete=rows["discrete"], sde=rows["sde_extrapolated"],
                          flow_loss=(0.5 * curvature * flow**2).tolist(),
                          predictions=phase_predictions(theta0, curvature, noise_sd, lr, beta))
+    out["curves"] = sign_curves(momentum)
     out["config"] = dict(theta0=theta0, curvature=curvature, noise_sd=noise_sd, lr=lr,
                          momentum=momentum, horizon=horizon, n_paths=n_paths,
                          substeps=substeps, seed=seed, phase_bounds=list(PHASE_BOUNDS))
@@ -180,75 +181,20 @@ def sign_phases(*, theta0=6.0, curvature=1.0, noise_sd=1.0, lr=0.01, momentum=0.
     return out
 
 
-def phases_figure(record):
-    """Three panels: E f against t (discrete ± 2 stderr, SDE dashed, phases shaded,
-    asymptotes dotted); E sign against r = ∂f/(σs) with its asymptotes; the
-    variance per step of the sign sequence (SDE diffusion²/η) against r."""
-    from ..plotting import plt
+def sign_curves(momentum, ratios=np.logspace(-2.5, 1.2, 120)):
+    """E sign and the variance per unit time of the sign steps against r = ∂f/(σ s).
 
-    cfg = record["config"]
-    t = np.asarray(record["t"])
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
-    ax = axes[0]
-    colors = dict(signsgd="C0", signum="C3")
-    labels = dict(signsgd="SignSGD", signum=f"Signum β = {cfg['momentum']:g}")
-    for name in ("signsgd", "signum"):
-        rec, c = record[name], colors[name]
-        disc, sde = rec["discrete"], rec["sde"]
-        mean, se = np.asarray(disc["loss"]), np.asarray(disc["loss_stderr"])
-        ax.fill_between(t, np.maximum(mean - 2 * se, 1e-12), mean + 2 * se, color=c, alpha=0.25,
-                        lw=0)
-        ax.plot(t, mean, color=c, lw=1.5, label=f"{labels[name]} (mean ± 2 s.e.)")
-        ax.plot(t, sde["loss"], color="k" if name == "signsgd" else "0.4", lw=1.0, ls="--",
-                label="its SDE" if name == "signsgd" else "Signum SDE (derived here)")
-        p = rec["predictions"]
-        ax.axhline(p["floor"], color=c, ls=":", lw=1.0,
-                   label=f"phase-3 floor f∞ = λη V(0)/(4k₃) = {p['floor']:.2g}")
-        for b in p["boundary_t"]:
-            ax.axvline(b, color=c, ls="-.", lw=0.8, alpha=0.8)
-    p = record["signsgd"]["predictions"]
-    t1, t2 = p["boundary_t"]
-    ax.axvspan(0, t1, color="C0", alpha=0.06)
-    ax.axvspan(t2, t[-1], color="C2", alpha=0.06)
-    line = 0.5 * cfg["curvature"] * np.maximum(cfg["theta0"] - t, 0.0) ** 2
-    keep = t < t1
-    ax.plot(t[keep], line[keep], color="C1", ls=":", lw=2,
-            label="phase 1: f = λ(θ₀ − t)²/2 (√f linear in t)")
-    ax.set_yscale("log")
-    ax.set_xlabel("t = kη")
-    ax.set_ylabel("E f(θ)")
-    ax.set_title(f"f = θ²/2, σ = {cfg['noise_sd']:g}, η = {cfg['lr']:g}: SignSGD phases "
-                 f"1 | 2 | 3 (shaded, -.), floors (:)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
-
-    r = np.logspace(-2.5, 1.2, 300)
-    ax = axes[1]
-    beta = cfg["momentum"]
-    ax.loglog(r, expected_sign(r), color="C0", lw=2, label="SignSGD: erf(r/√2)")
-    ax.loglog(r, expected_sign(r, beta), color="C3", lw=2, label=f"Signum: erf(κr/√2), κ = "
-              f"{momentum_noise_factor(beta):.2f}")
-    ax.loglog(r, np.sqrt(2 / np.pi) * r, color="k", ls=":", label="phase 3: √(2/π) r")
-    ax.loglog(r, np.ones_like(r), color="k", ls="--", lw=0.8, label="phase 1: 1 (sign ∇f)")
-    for b in PHASE_BOUNDS:
-        ax.axvline(b * math.sqrt(2.0), color="C0", ls="-.", lw=0.8)
-        ax.axvline(b * math.sqrt(2.0) / momentum_noise_factor(beta), color="C3", ls="-.", lw=0.8)
-    ax.set_ylim(1e-3, 2)
-    ax.set_xlabel("gradient-to-noise ratio r = ∂f/(σ s)")
-    ax.set_ylabel("E sign (drift = −E sign)")
-    ax.set_title("E sign against r; phase bounds κ|r|/√2 = 1, 3/2 (-.)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-
-    ax = axes[2]
-    ax.semilogx(r, sign_long_run_variance(r), color="C0", lw=2, label="SignSGD: 1 − erf²")
-    ax.semilogx(r, sign_long_run_variance(r, beta), color="C3", lw=2,
-                label="Signum: long-run variance V(κr)")
-    ax.semilogx(r, 1 - expected_sign(r, beta) ** 2, color="C3", ls=":",
-                label="Signum: 1 − erf(κr/√2)² (one step)")
-    ax.set_yscale("log")
-    ax.set_ylim(1e-3, 30)
-    ax.set_xlabel("r = ∂f/(σ s)")
-    ax.set_ylabel("diffusion² / η")
-    ax.set_title("variance per unit time of the sign steps", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    return fig
+    Returns
+    -------
+    dict
+        ``ratio``; for SignSGD and Signum (momentum β) ``*_expected_sign``
+        (erf(κr/√2)) and ``*_variance`` (1 − erf² and the long-run variance
+        V(κr)); ``signum_one_step_variance`` (1 − erf(κr/√2)², what V replaces);
+        ``kappa``.
+    """
+    return dict(ratio=ratios.tolist(), kappa=momentum_noise_factor(momentum),
+                signsgd_expected_sign=expected_sign(ratios).tolist(),
+                signum_expected_sign=expected_sign(ratios, momentum).tolist(),
+                signsgd_variance=sign_long_run_variance(ratios).tolist(),
+                signum_variance=sign_long_run_variance(ratios, momentum).tolist(),
+                signum_one_step_variance=(1 - expected_sign(ratios, momentum) ** 2).tolist())
