@@ -122,13 +122,14 @@ def momentum_sde_order_figure(out_dir):
     return _coupled_figure(out_dir, "momentum_sde_order", record)
 
 
-@experiment("signsgd_sde_order", "SignSGD against its SDE (drift −erf(∇f/(√2σs)), weak order 1) "
+@experiment("signsgd_sde_order", "SignSGD against its SDE (drift −erf(∇f/(√2σs))) and Signum "
+                                 "(β = 0.5, 0.9) against the SDE derived for it, weak order 1, "
                                  "on a 2-D quadratic with diagonal noise, coupled estimator "
                                  "(issue 16, item 2)")
 def signsgd_sde_order_figure(out_dir):
     problem = quadratic([2.0, 1.0], [1.0, -1.0], [1.0, 2.0], noise_scale=1.0)
-    record = signsgd_sde_order(problem, THETA0_2D, [0.2, 0.1, 0.05, 0.025, 0.0125],
-                               n_paths=32_768, substeps=8, seed=0)
+    record = signsgd_sde_order(problem, THETA0_2D, [0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625],
+                               momenta=[0.5, 0.9], n_paths=32_768, substeps=8, seed=0)
     return _coupled_figure(out_dir, "signsgd_sde_order", record)
 
 

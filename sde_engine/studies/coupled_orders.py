@@ -18,8 +18,8 @@ standard errors. Records (JSON-ready dicts, drawn by
 * :func:`momentum_sde_order`: SGD with momentum μ = 1 − γh at η = h² against
   its SDE in the momentum timescale (order 1 in h = √η;
   :mod:`sde_engine.models.momentum`).
-* :func:`signsgd_sde_order`: SignSGD against its erf-drift SDE (order 1 in η;
-  :mod:`sde_engine.models.sign`).
+* :func:`signsgd_sde_order`: SignSGD against its erf-drift SDE, and Signum
+  against the SDE derived for it (order 1 in η; :mod:`sde_engine.models.sign`).
 """
 import time
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from ..analysis import fit_order
 from ..coupled import DEFAULT_LABELS, coupled_weak_error
-from ..optimizers import sgd, sgd_momentum, signsgd
+from ..optimizers import sgd, sgd_momentum, signsgd, signum
 
 
 def _whole_steps(horizon, steps, name):
@@ -139,25 +139,32 @@ def momentum_sde_order(problem, theta0, hs, *, gamma, horizon=1.0, n_paths=8192,
                   n_threads=n_threads, gamma=gamma)
 
 
-def signsgd_sde_order(problem, theta0, lrs, *, horizon=1.0, n_paths=8192, substeps=8, seed=0,
-                      n_threads=None):
-    """Weak errors at T = ``horizon`` of SignSGD against its SDE, for each η in ``lrs``.
+def signsgd_sde_order(problem, theta0, lrs, *, momenta=(), horizon=1.0, n_paths=8192,
+                      substeps=8, seed=0, n_threads=None):
+    """Weak errors at T = ``horizon`` of SignSGD (and Signum) against their SDEs, per η.
 
     Parameters
     ----------
     problem : Problem
-        Gaussian noise with diagonal Σ (what the SignSGD SDE needs).
+        Gaussian noise with diagonal Σ (what the SignSGD and Signum SDEs need).
     theta0, lrs, horizon, n_paths, substeps, seed, n_threads
         As for :func:`sgd_sde_orders`.
+    momenta : sequence of float
+        β of Signum runs to add, each against its SDE
+        (:func:`sde_engine.models.signum_sde`).
 
     Returns
     -------
     dict
-        The record of the module docstring; one series, "SignSGD vs its SDE".
+        The record of the module docstring; series "SignSGD vs its SDE" and
+        "Signum β = … vs its SDE" per β.
     """
     lrs = np.asarray(lrs, dtype=float)
     n_steps = _whole_steps(horizon, lrs, "lr")
-    return _study(problem, theta0, lrs, "learning rate η", n_steps,
-                  [("SignSGD vs its SDE", [signsgd(lr=lr) for lr in lrs], 1)],
-                  f"SignSGD vs its SDE on {problem.name}", horizon=horizon, n_paths=n_paths,
-                  substeps=substeps, seed=seed, n_threads=n_threads)
+    series = [("SignSGD vs its SDE", [signsgd(lr=lr) for lr in lrs], 1)]
+    series += [(f"Signum β = {beta:g} vs its SDE",
+                [signum(lr=lr, momentum=beta) for lr in lrs], 1) for beta in momenta]
+    title = "SignSGD" + (" and Signum" if len(momenta) else "")
+    return _study(problem, theta0, lrs, "learning rate η", n_steps, series,
+                  f"{title} vs their SDEs on {problem.name}", horizon=horizon, n_paths=n_paths,
+                  substeps=substeps, seed=seed, n_threads=n_threads, momenta=list(momenta))
