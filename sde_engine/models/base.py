@@ -39,7 +39,7 @@ class OptimizerSDE:
         What :func:`sde_engine.simulate` integrates; dim = d, 2d or 3d, noise
         ``"general"`` with noise_dim = d.
     problem : Problem
-    optimizer : {"sgd", "sgd_momentum", "signsgd", "rmsprop", "adam"}
+    optimizer : {"sgd", "sgd_momentum", "signsgd", "signum", "rmsprop", "adam", ...}
     lr : float
         η.
     h : float
