@@ -23,11 +23,11 @@ Usage::
 """
 import argparse
 
-import numba
 import numpy as np
 from numba import njit
 
 import sde_engine as se
+from sde_engine.simulate import numba_threads
 from solvers import euler_maruyama
 from solvers.driver import make_driver, run_paths
 from solvers.rng import _xoshiro_step
@@ -94,12 +94,8 @@ def measure(n_paths, n_steps, repeats):
         run = make_driver(kernel)
 
         def call(n, run=run):
-            previous = numba.get_num_threads()
-            numba.set_num_threads(THREADS)
-            try:
+            with numba_threads(THREADS):
                 run_paths(run, x0, n_steps, save, params, setup, 1, 0, n, 0, save_x=False)
-            finally:
-                numba.set_num_threads(previous)
 
         call(8)                                   # compile
         calls[name] = lambda call=call: call(n_paths)

@@ -14,10 +14,10 @@ Usage::
 """
 import argparse
 
-import numba
 import numpy as np
 from numba import njit, prange
 
+from sde_engine.simulate import numba_threads
 from solvers.rng import fill_normal_block, seed_stream
 
 from .gbm import MU, SIGMA
@@ -67,12 +67,8 @@ def measure(n_paths, n_steps, repeats):
         run = _make_loop(dtype, draw)
 
         def call(n, run=run):
-            previous = numba.get_num_threads()
-            numba.set_num_threads(THREADS)
-            try:
+            with numba_threads(THREADS):
                 run(n, n_steps, dt, 1, out)
-            finally:
-                numba.set_num_threads(previous)
 
         call(8)                                   # compile
         calls[name] = lambda call=call: call(n_paths)

@@ -35,11 +35,11 @@ import argparse
 import math
 import os
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 import sde_engine as se
+from sde_engine.simulate import numba_threads
 from solvers.driver import CHUNK_PATHS
 from solvers.rng import fill_normal_block, seed_stream
 from solvers.sde_kernel import BLOCK_NORMALS
@@ -93,12 +93,8 @@ def normals_call(n_paths, n_steps):
     out = np.empty(n_paths)
 
     def call(n):
-        previous = numba.get_num_threads()
-        numba.set_num_threads(THREADS)
-        try:
+        with numba_threads(THREADS):
             _draw_normals(n, n_steps, 1, out)
-        finally:
-            numba.set_num_threads(previous)
 
     call(8)                                       # compile
     return lambda: call(n_paths)
