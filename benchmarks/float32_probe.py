@@ -5,8 +5,11 @@ A stand-alone loop shaped like the engine's Euler–Maruyama path kernel on the
 of steps draw the block normals (:func:`solvers.rng.fill_normal_block`, float64)
 and step x ← x + μx dt + σx ΔW — with the state and the step's arithmetic in
 float64 or in float32 (the normals are converted on use), each with and without
-drawing normals. Timed side by side (best of interleaved rounds), 2 threads.
-The engine itself has no float32 path; this only bounds what one would gain.
+drawing normals, and a float32 loop fed by a float32 ziggurat that makes two
+normals from each 64-bit word (:func:`fill_float32_block`, 24-bit abscissa,
+float32 tables; written here only to time it). Timed side by side (best of
+interleaved rounds), 2 threads. The engine itself has no float32 path; this
+only bounds what one would gain.
 Usage::
 
     python -m benchmarks.float32_probe            # 10^4 paths x 1000 steps
@@ -18,17 +21,69 @@ import numpy as np
 from numba import njit, prange
 
 from sde_engine.simulate import numba_threads
-from solvers.rng import fill_normal_block, seed_stream
+from solvers.rng import (BLOCK_RATIO, BLOCK_X, _BLOCK_R, _tail_or_wedge, _xoshiro_step,
+                         fill_normal_block, seed_stream)
 
 from .gbm import MU, SIGMA
 from .solver_bench import DIM, THREADS
 from .timing import best_interleaved
 
 BLOCK_STEPS = 100
+#: float32 tables of the 256-layer ziggurat; the acceptance ratios rounded down,
+#: so that a draw accepted in float32 lies inside its rectangle.
+_X32 = BLOCK_X.astype(np.float32)
+_RATIO32 = np.nextafter(BLOCK_RATIO.astype(np.float32), np.float32(0.0))
+_LOW32 = np.uint64(0xFFFFFFFF)
 
 
-def _make_loop(dtype, draw):
-    """The per-path loop with state type ``dtype``; ``draw``: whether to draw normals."""
+@njit(inline="always")
+def _half_normal(half, j, out, scale, rejected_at, rejected_words, n_rejected):
+    """Normal j from a 32-bit half word: layer in the low 8 bits, u from the top 24."""
+    layer = np.int64(half & np.uint64(255))
+    u = np.float32(np.int64(half >> np.uint64(8))) * np.float32(2.0 ** -23) - np.float32(1.0)
+    rejected_at[n_rejected] = j
+    rejected_words[n_rejected] = half
+    out[j] = (u * _X32[layer]) * scale
+    return n_rejected + (abs(u) >= _RATIO32[layer])
+
+
+@njit(inline="always")
+def fill_float32_block(state, out, n, scale, rejected_at, rejected_words):
+    """``out[j] = scale * z_j`` (float32), j < n even: two normals per 64-bit word,
+    the rare tail/wedge draws finished after the loop in float64 on the auxiliary
+    stream (the form of :func:`solvers.rng.fill_normal_block`)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    n_rejected = 0
+    for j in range(0, n, 2):
+        bits, s0, s1, s2, s3 = _xoshiro_step(s0, s1, s2, s3)
+        n_rejected = _half_normal(bits & _LOW32, j, out, scale, rejected_at,
+                                  rejected_words, n_rejected)
+        n_rejected = _half_normal(bits >> np.uint64(32), j + 1, out, scale, rejected_at,
+                                  rejected_words, n_rejected)
+    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    a0, a1, a2, a3 = state[4], state[5], state[6], state[7]
+    for i in range(n_rejected):
+        half = rejected_words[i]
+        layer = np.int64(half & np.uint64(255))
+        u = float(np.int64(half >> np.uint64(8))) * 2.0 ** -23 - 1.0
+        z, a0, a1, a2, a3 = _tail_or_wedge(BLOCK_X, _BLOCK_R, layer, u, a0, a1, a2, a3)
+        while z != z:           # wedge rejected: a new draw on the auxiliary stream
+            bits, a0, a1, a2, a3 = _xoshiro_step(a0, a1, a2, a3)
+            layer = np.int64(bits & np.uint64(255))
+            u = float(np.int64(bits >> np.uint64(11))) * 2.0 ** -52 - 1.0
+            if abs(u) < BLOCK_RATIO[layer]:
+                z = u * BLOCK_X[layer]
+            else:
+                z, a0, a1, a2, a3 = _tail_or_wedge(BLOCK_X, _BLOCK_R, layer, u,
+                                                   a0, a1, a2, a3)
+        out[rejected_at[i]] = np.float32(z) * scale
+    state[4], state[5], state[6], state[7] = a0, a1, a2, a3
+
+
+def _make_loop(dtype, draw, normals_dtype=np.float64):
+    """The per-path loop with state type ``dtype``; ``draw``: whether to draw normals
+    (of ``normals_dtype``: float32 ones from :func:`fill_float32_block`)."""
+    fill = fill_float32_block if normals_dtype == np.float32 else fill_normal_block
 
     @njit(parallel=True)
     def run(n_paths, n_steps, dt, seed, out):
@@ -37,7 +92,7 @@ def _make_loop(dtype, draw):
         for p in prange(n_paths):
             state = np.empty(8, dtype=np.uint64)
             seed_stream(seed, p, state)
-            normals = np.zeros(BLOCK_STEPS * DIM)
+            normals = np.zeros(BLOCK_STEPS * DIM, dtype=normals_dtype)
             at = np.empty(BLOCK_STEPS * DIM, dtype=np.int64)
             words = np.empty(BLOCK_STEPS * DIM, dtype=np.uint64)
             x = np.ones(DIM, dtype=dtype)
@@ -45,7 +100,7 @@ def _make_loop(dtype, draw):
             while k < n_steps:
                 n = min(BLOCK_STEPS, n_steps - k)
                 if draw:
-                    fill_normal_block(state, normals, n * DIM, dt ** 0.5, at, words)
+                    fill(state, normals, n * DIM, normals_dtype(dt ** 0.5), at, words)
                 for b in range(n):
                     for i in range(DIM):
                         xi = x[i]
@@ -61,10 +116,13 @@ def measure(n_paths, n_steps, repeats):
     out = np.empty(n_paths)
     dt = 1.0 / n_steps
     calls = {}
-    for name, dtype, draw in (("float64", np.float64, True), ("float32", np.float32, True),
-                              ("float64, no normals", np.float64, False),
-                              ("float32, no normals", np.float32, False)):
-        run = _make_loop(dtype, draw)
+    for name, dtype, draw, normals in (
+            ("float64", np.float64, True, np.float64),
+            ("float32", np.float32, True, np.float64),
+            ("float32, f32 normals", np.float32, True, np.float32),
+            ("float64, no normals", np.float64, False, np.float64),
+            ("float32, no normals", np.float32, False, np.float64)):
+        run = _make_loop(dtype, draw, normals)
 
         def call(n, run=run):
             with numba_threads(THREADS):
