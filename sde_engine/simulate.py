@@ -32,7 +32,7 @@ def _no_observables(t, x, params, out):
 def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
              save_at=None, observables=None, n_observables=None, save_paths=None,
              save_brownian=False, brownian_dt=None, on_divergence="raise",
-             path_offset=0, n_threads=None, backend="numba", device=None,
+             path_offset=0, n_threads=None, backend="numba", device=None, dtype=None,
              check_bounds=False):
     """Simulate ``n_paths`` independent paths of ``sde`` on a fixed step grid.
 
@@ -96,6 +96,11 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
         torch functions, refused options) is in :mod:`sde_engine.torch.simulate`.
     device : str, optional
         Torch device for ``backend="torch"`` (``"cpu"`` default, ``"cuda"``).
+    dtype : {None, "float64", "float32"} or a NumPy or torch dtype
+        Precision of the paths (None: float64). float32 is for
+        ``backend="torch"`` (as on GPUs); the Numba engine computes in float64
+        only, because float32 paths measured no faster there (README,
+        "Performance").
     check_bounds : bool
         Compile the user's functions (drift, diffusion, diffusion_dx,
         observables) with Numba's bounds checking, so that an index out of
@@ -116,14 +121,18 @@ def simulate(sde, x0, t_span, dt, n_paths, *, method="euler_maruyama", seed=0,
     check.choice(backend, "backend", BACKENDS)
     if check.flag(check_bounds, "check_bounds") and backend != "numba":
         raise ValueError(f"`check_bounds` applies to backend='numba' only, got backend={backend!r}")
+    precision = check.float_dtype(dtype)
     if backend != "numba":
         return backend_simulator(backend)(
             sde, x0, t_span, dt, n_paths, method=method, seed=seed, save_at=save_at,
             observables=observables, n_observables=n_observables, save_paths=save_paths,
             save_brownian=save_brownian, brownian_dt=brownian_dt, on_divergence=on_divergence,
-            path_offset=path_offset, n_threads=n_threads, device=device)
+            path_offset=path_offset, n_threads=n_threads, device=device, dtype=precision)
     if device is not None:
         raise ValueError(f"`device` ({device!r}) applies to backend='torch' only")
+    if precision != "float64":
+        raise ValueError(f"`dtype` ({dtype!r}): the Numba engine computes in float64 only; "
+                         f"float32 paths run on backend='torch'")
     sde = as_sde(sde)
     scheme = get_scheme(method)
     if sde.noise not in scheme.noise_types:

@@ -116,6 +116,19 @@ def choice(value, name, options):
     return value
 
 
+def float_dtype(value, name="dtype"):
+    """``"float64"`` (also for None) or ``"float32"``, from a string or a NumPy or torch dtype."""
+    if value is None:
+        return "float64"
+    try:
+        text = np.dtype(value).name
+    except TypeError:                       # torch.float32 and the like
+        text = str(value).removeprefix("torch.")
+    if text not in ("float64", "float32"):
+        raise ValueError(f"`{name}` must be float64 or float32, got {value!r}")
+    return text
+
+
 # ---- optimizer hyperparameters (SPEC §2–3) ---------------------------------------
 def beta(value, name):
     """A decay rate β in [0, 1)."""

@@ -235,6 +235,8 @@ BAD_SIMULATE_ARGS = [
     (dict(n_threads=0), r"`n_threads`.*0"),
     (dict(n_threads=10_000), r"`n_threads`.*10000"),
     (dict(backend="cuda"), r"`backend`.*'cuda'"),
+    (dict(dtype=np.float32), r"`dtype`.*float32.*float64 only.*backend='torch'"),
+    (dict(dtype="float16"), r"`dtype`.*float64 or float32.*'float16'"),
 ]
 
 
@@ -259,6 +261,12 @@ def test_unknown_method_lists_the_registry(fresh_gbm):
         se.simulate(fresh_gbm, **BASE, method="heun")
     for name in SCHEMES:
         assert name in str(info.value)
+
+
+def test_float64_given_as_dtype_is_the_default(gbm):
+    default = se.simulate(gbm, **BASE, seed=3).x
+    for dtype in (np.float64, "float64", np.dtype("float64")):
+        np.testing.assert_array_equal(se.simulate(gbm, **BASE, seed=3, dtype=dtype).x, default)
 
 
 def test_unknown_keyword_is_a_type_error(fresh_gbm):

@@ -275,6 +275,20 @@ def test_torch_oracle_moments(family, third, svag):
     assert_agree(m3, np.sqrt((m6 - m3**2) / n), third * (r1**3 + r2**3) * s_i**3, 0.0)
 
 
+def test_float32_paths_agree_with_float64_within_monte_carlo_error(gbm, moments):
+    """dtype=np.float32 runs in float32 (saved states are float32 numbers) and its
+    statistics, accumulated in float64, agree with the float64 run's."""
+    kw = dict(seed=5, save_at=[0.5, 1.0], backend="torch", device="cpu")
+    runs = {dtype: simulate(gbm, [1.0], (0.0, 1.0), 0.05, 20000, observables="moments",
+                            dtype=dtype, **kw) for dtype in (np.float32, "float64")}
+    single, double = runs[np.float32], runs["float64"]
+    assert single.info["dtype"] == "float32" and double.info["dtype"] == "float64"
+    assert_agree(single.mean, single.stderr, double.mean, double.stderr)
+    for dtype, in_float32 in ((torch.float32, True), ("float64", False)):
+        x = simulate(gbm, [1.0], (0.0, 1.0), 0.05, 100, dtype=dtype, **kw).x
+        assert np.array_equal(x, x.astype(np.float32)) == in_float32
+
+
 # ---- seeds, chunks, layout ------------------------------------------------------------------
 def test_torch_runs_are_reproducible_for_a_seed(ou):
     def run(seed, **kw):

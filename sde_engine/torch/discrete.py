@@ -216,7 +216,7 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
     Extra parameters
     ----------------
     device : str or torch.device
-    dtype : {"float64", "float32"}, optional
+    dtype : {"float64", "float32"} or a NumPy or torch dtype, optional
         Precision on the device (default float64).
     run_offset : int
         Global index of run 0: the chunk starting at global run r draws from
@@ -247,7 +247,7 @@ def run_optimizer_torch(problem, optimizer, theta0, n_steps, n_runs, *, seed=0, 
     seed = check.nonnegative_int(seed, "seed")
     run_offset = check.nonnegative_int(run_offset, "run_offset", upper=2**62)
     check.choice(on_divergence, "on_divergence", DIVERGENCE_POLICIES)
-    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    device, dtype = resolve_device(device), resolve_dtype(check.float_dtype(dtype))
     d = problem.dim
     state0 = _initial_states(problem, optimizer, theta0, m0, v0, n_runs)
     steps = _record_steps(record_steps, n_steps)

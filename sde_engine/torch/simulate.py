@@ -86,7 +86,7 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
     ----------------
     device : str or torch.device, optional
         ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"``.
-    dtype : {"float64", "float32"}, optional
+    dtype : {"float64", "float32"} or a NumPy or torch dtype, optional
         Precision on the device (default float64, as the Numba engine).
     chunk_paths : int, optional
         Paths per ``sdeint`` batch (default 2**20); bounds device memory.
@@ -112,7 +112,7 @@ def simulate_torch(sde, x0, t_span, dt, n_paths, *, method, seed, save_at, obser
     ts_method = torchsde_method(method)
     torchsde_backend.require_torch()
     from solvers.torchsde_backend.batched import resolve_device, resolve_dtype
-    device, dtype = resolve_device(device or "cpu"), resolve_dtype(dtype)
+    device, dtype = resolve_device(device or "cpu"), resolve_dtype(check.float_dtype(dtype))
     form = torch_form(sde, device, dtype)
     dt = check.positive_float(dt, "dt")
     n_paths = check.positive_int(n_paths, "n_paths")
