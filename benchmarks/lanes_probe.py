@@ -27,8 +27,8 @@ import numpy as np
 from llvmlite import binding
 from numba import njit, uint64
 
-from solvers.rng import (BLOCK_RATIO, BLOCK_X, _finish_rejected, _rotl, fill_normal_block,
-                         seed_stream)
+from solvers.rng import (BLOCK_RATIO, BLOCK_X, _finish_rejected, _xoshiro_step,
+                         fill_normal_block, seed_stream)
 
 from .timing import best_interleaved
 
@@ -47,15 +47,8 @@ def _lane_words(lanes, words, n_rounds):
     s0, s1, s2, s3 = lanes[0], lanes[1], lanes[2], lanes[3]
     for r in range(n_rounds):
         for lane in range(LANES):
-            a0, a1, a2, a3 = s0[lane], s1[lane], s2[lane], s3[lane]
-            words[r * LANES + lane] = _rotl(a0 + a3, 23) + a0
-            t = a1 << uint64(17)
-            a2 ^= a0
-            a3 ^= a1
-            a1 ^= a2
-            a0 ^= a3
-            a2 ^= t
-            s0[lane], s1[lane], s2[lane], s3[lane] = a0, a1, a2, _rotl(a3, 45)
+            words[r * LANES + lane], s0[lane], s1[lane], s2[lane], s3[lane] = _xoshiro_step(
+                s0[lane], s1[lane], s2[lane], s3[lane])
 
 
 @njit(inline="always")
