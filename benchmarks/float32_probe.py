@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from sde_engine.simulate import numba_threads
-from solvers.rng import (BLOCK_RATIO, BLOCK_X, _BLOCK_R, _tail_or_wedge, _xoshiro_step,
+from solvers.rng import (BLOCK_RATIO, BLOCK_X, _finish_rejected, _xoshiro_step,
                          fill_normal_block, seed_stream)
 
 from .gbm import MU, SIGMA
@@ -51,7 +51,7 @@ def _half_normal(half, j, out, scale, rejected_at, rejected_words, n_rejected):
 def fill_float32_block(state, out, n, scale, rejected_at, rejected_words):
     """``out[j] = scale * z_j`` (float32), j < n even: two normals per 64-bit word,
     the rare tail/wedge draws finished after the loop in float64 on the auxiliary
-    stream (the form of :func:`solvers.rng.fill_normal_block`)."""
+    stream by :func:`solvers.rng._finish_rejected`."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     n_rejected = 0
     for j in range(0, n, 2):
@@ -61,23 +61,12 @@ def fill_float32_block(state, out, n, scale, rejected_at, rejected_words):
         n_rejected = _half_normal(bits >> np.uint64(32), j + 1, out, scale, rejected_at,
                                   rejected_words, n_rejected)
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
-    a0, a1, a2, a3 = state[4], state[5], state[6], state[7]
     for i in range(n_rejected):
+        # as a block word with the same layer (low 8 bits) and u (top 53 bits)
         half = rejected_words[i]
-        layer = np.int64(half & np.uint64(255))
-        u = float(np.int64(half >> np.uint64(8))) * 2.0 ** -23 - 1.0
-        z, a0, a1, a2, a3 = _tail_or_wedge(BLOCK_X, _BLOCK_R, layer, u, a0, a1, a2, a3)
-        while z != z:           # wedge rejected: a new draw on the auxiliary stream
-            bits, a0, a1, a2, a3 = _xoshiro_step(a0, a1, a2, a3)
-            layer = np.int64(bits & np.uint64(255))
-            u = float(np.int64(bits >> np.uint64(11))) * 2.0 ** -52 - 1.0
-            if abs(u) < BLOCK_RATIO[layer]:
-                z = u * BLOCK_X[layer]
-            else:
-                z, a0, a1, a2, a3 = _tail_or_wedge(BLOCK_X, _BLOCK_R, layer, u,
-                                                   a0, a1, a2, a3)
-        out[rejected_at[i]] = np.float32(z) * scale
-    state[4], state[5], state[6], state[7] = a0, a1, a2, a3
+        rejected_words[i] = ((half >> np.uint64(8)) << np.uint64(40)) | (half & np.uint64(255))
+    if n_rejected:
+        _finish_rejected(state, out, scale, rejected_at, rejected_words, n_rejected)
 
 
 def _make_loop(dtype, draw, normals_dtype=np.float64):
