@@ -275,10 +275,12 @@ def test_torch_oracle_moments(family, third, svag):
     assert_agree(m3, np.sqrt((m6 - m3**2) / n), third * (r1**3 + r2**3) * s_i**3, 0.0)
 
 
-def test_float32_paths_agree_with_float64_within_monte_carlo_error(gbm, moments):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu,
+                                                                    needs_cuda])])
+def test_float32_paths_agree_with_float64_within_monte_carlo_error(gbm, device):
     """dtype=np.float32 runs in float32 (saved states are float32 numbers) and its
     statistics, accumulated in float64, agree with the float64 run's."""
-    kw = dict(seed=5, save_at=[0.5, 1.0], backend="torch", device="cpu")
+    kw = dict(seed=5, save_at=[0.5, 1.0], backend="torch", device=device)
     runs = {dtype: simulate(gbm, [1.0], (0.0, 1.0), 0.05, 20000, observables="moments",
                             dtype=dtype, **kw) for dtype in (np.float32, "float64")}
     single, double = runs[np.float32], runs["float64"]
@@ -458,5 +460,8 @@ def test_gpu_adam_sde_and_discrete_adam_agree_with_numba(adam_model):
     g = rng.normal(size=(50, 2))
     on_gpu = torch_update(opt, 3, torch.tensor(g, device="cuda"),
                           torch.tensor(state, device="cuda")).cpu().numpy()
-    for i in range(50):
-        np.testing.assert_array_equal(on_gpu[i], opt.step(3, g[i], state[i]))
+    expected = np.array([opt.step(3, g[i], state[i]) for i in range(50)])
+    # CUDA kernels fuse a*b + c into one FMA (nvcc's default), so a step on the GPU agrees
+    # with the Numba update to rounding, not bit for bit as on the CPU (on an H200, 6 of
+    # these 300 entries differed, all in theta, each by 1 ulp)
+    np.testing.assert_array_max_ulp(on_gpu, expected, maxulp=4)
